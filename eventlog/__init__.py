@@ -1,0 +1,59 @@
+"""A generic append-only log of JSON-lines records linked by parent id.
+
+This layer knows files, records, locks, durability and chains; it knows nothing
+about what the records mean.
+"""
+
+from eventlog.chain import EventTree, Head, active_head, build_tree, is_linear, order_events
+from eventlog.durability import Durability, atomic_write, ensure_private_dir, sync_dir, sync_file
+from eventlog.errors import EventLogError, LogBusy, LogWriteError, StaleHead, UnsafeLogPath
+from eventlog.logfile import Damage, FactRef, LogFile, LogRead, LogState, read_log
+from eventlog.record import (
+    FORMAT_VERSION,
+    KIND_EVENT,
+    KIND_FACT,
+    KIND_HEADER,
+    Record,
+    decode_record,
+    encode_records,
+    new_id,
+    utcnow,
+)
+from eventlog.verify import Finding, LogReport, verify_log
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KIND_EVENT",
+    "KIND_FACT",
+    "KIND_HEADER",
+    "Damage",
+    "Durability",
+    "EventLogError",
+    "EventTree",
+    "FactRef",
+    "Finding",
+    "Head",
+    "LogBusy",
+    "LogFile",
+    "LogRead",
+    "LogReport",
+    "LogState",
+    "LogWriteError",
+    "Record",
+    "StaleHead",
+    "UnsafeLogPath",
+    "active_head",
+    "atomic_write",
+    "build_tree",
+    "decode_record",
+    "encode_records",
+    "ensure_private_dir",
+    "is_linear",
+    "new_id",
+    "order_events",
+    "read_log",
+    "sync_dir",
+    "sync_file",
+    "utcnow",
+    "verify_log",
+]

@@ -1,0 +1,115 @@
+"""Durability helpers: syncing files and directories, atomic replacement."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Final, Literal
+
+from eventlog import _fs
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "Durability",
+    "atomic_write",
+    "check_durability",
+    "ensure_private_dir",
+    "sync_dir",
+    "sync_file",
+]
+
+Durability = Literal["fsync", "flush"]
+"""``"fsync"``: each batch reaches stable storage before the call returns (survives
+power loss). ``"flush"``: each batch reaches the OS before the call returns
+(survives a crash of the process, not of the machine)."""
+
+FILE_MODE: Final = 0o600
+DIR_MODE: Final = 0o700
+
+# macOS fsync() only hands data to the drive's cache; F_FULLFSYNC asks the drive
+# to flush it, which is what "survives power loss" needs there.
+_F_FULLFSYNC: Final[int | None] = getattr(fcntl, "F_FULLFSYNC", None)
+
+
+def check_durability(durability: str) -> Durability:
+    """Validate a durability name.
+
+    :raises ValueError: for anything but ``"fsync"`` or ``"flush"``.
+    """
+    if durability == "fsync":
+        return "fsync"
+    if durability == "flush":
+        return "flush"
+    raise ValueError(f"durability must be 'fsync' or 'flush', not {durability!r}")
+
+
+def sync_file(fd: int) -> None:
+    """Force a file's data to stable storage."""
+    if _F_FULLFSYNC is not None and sys.platform == "darwin":
+        try:
+            fcntl.fcntl(fd, _F_FULLFSYNC)
+            return
+        except OSError:
+            pass  # not every file system supports it; fall back to fsync
+    _fs.fsync(fd)
+
+
+def sync_dir(path: Path) -> None:
+    """Make a directory's entries (a created or renamed file) durable."""
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _fs.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) as needed; the leaf is made mode 0700."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    if path.is_symlink() or not path.is_dir():
+        raise NotADirectoryError(f"{path} is not a directory")
+    # mkdir's mode is filtered by the umask; chmod is not.
+    if path.stat().st_mode & 0o777 != DIR_MODE:
+        path.chmod(DIR_MODE)
+
+
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix.
+
+    Writes a temporary file beside it, syncs it, renames it over ``path`` and
+    syncs the directory.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    fd = _fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[_fs.write(fd, view) :]
+        if durable:
+            sync_file(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    try:
+        _fs.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        sync_dir(path.parent)

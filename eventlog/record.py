@@ -1,0 +1,104 @@
+"""The record envelope: one JSON object per line of a log.
+
+The log layer moves envelopes and keeps each payload as raw JSON bytes, so a
+record written by a newer version is carried through untouched. Typed decoding
+of payloads belongs to the layer above.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Final
+
+import msgspec
+import uuid6
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KIND_EVENT",
+    "KIND_FACT",
+    "KIND_HEADER",
+    "Record",
+    "decode_record",
+    "encode_records",
+    "new_id",
+    "utcnow",
+]
+
+FORMAT_VERSION: Final = 1
+
+KIND_HEADER: Final = "log"
+"""First line of every log: its id, format version and creation attributes."""
+KIND_EVENT: Final = "event"
+"""A member of the event chain, linked to the one before it by ``parent``."""
+KIND_FACT: Final = "fact"
+"""A keyed value; the newest by ``(ts, id)`` wins, so copies merge per key."""
+
+_NULL: Final = msgspec.Raw(b"null")
+
+
+class Record(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+    """One line of a log.
+
+    :param k: the record kind (:data:`KIND_HEADER`, :data:`KIND_EVENT`, :data:`KIND_FACT`).
+    :param id: a unique id (for the header, the log's own id).
+    :param ts: when it was written, timezone-aware UTC.
+    :param parent: for events, the id of the event before it.
+    :param inv: the id of the writer invocation that appended it.
+    :param type: the event type, or the fact's name.
+    :param key: for facts with several keys, the key.
+    :param v: for the header, the format version.
+    :param data: the payload, kept as raw JSON bytes.
+    """
+
+    k: str
+    id: str
+    ts: dt.datetime
+    parent: str | None = None
+    inv: str | None = None
+    type: str | None = None
+    key: str | None = None
+    v: int | None = None
+    data: msgspec.Raw = _NULL
+
+
+_encoder: Final = msgspec.json.Encoder()
+_decoder: Final = msgspec.json.Decoder(Record)
+
+
+def encode_records(records: list[Record]) -> bytes:
+    """Encode records as JSON lines, each ending in ``\\n``.
+
+    :raises msgspec.EncodeError: if a record holds a value JSON cannot carry.
+    """
+    buf = bytearray()
+    for record in records:
+        _encoder.encode_into(record, buf, len(buf))
+        buf += b"\n"
+    return bytes(buf)
+
+
+def decode_record(line: bytes | memoryview) -> Record:
+    """Decode one line (without its newline).
+
+    :raises msgspec.DecodeError: if the line is not a valid record.
+    """
+    return _decoder.decode(line)
+
+
+def decode_lines(buf: bytes | memoryview) -> list[Record]:
+    """Decode a buffer of whole lines at once; the fast path for clean logs.
+
+    :raises msgspec.DecodeError: if any line is not a valid record.
+    """
+    return _decoder.decode_lines(buf)
+
+
+def new_id() -> str:
+    """A new UUIDv7 string: unique, and sortable by creation time."""
+    return str(uuid6.uuid7())
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware UTC, with microseconds."""
+    return dt.datetime.now(dt.timezone.utc)

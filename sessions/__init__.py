@@ -1,0 +1,59 @@
+"""Chat and agent sessions kept as append-only JSON-lines logs, without a database."""
+
+from sessions.errors import (
+    DamagedLogWarning,
+    SessionBusy,
+    SessionConflict,
+    SessionExists,
+    SessionHistoryMismatch,
+    SessionNotFound,
+    SessionsError,
+    SessionWriteError,
+    UnsafeStorePath,
+)
+from sessions.events import (
+    ConversationEvent,
+    OutOfBandOutput,
+    SkillInvocation,
+    SystemContext,
+    Text,
+    ToolCall,
+    ToolResult,
+    UnknownEvent,
+    UserMessage,
+    deserialize_event,
+    serialize_event,
+)
+from sessions.manager import Resumed, SessionManager
+from sessions.models import StoredEvent, StoredSession, VerifyReport
+from sessions.service import LocalSessionService, SessionService
+
+__all__ = [
+    "ConversationEvent",
+    "DamagedLogWarning",
+    "LocalSessionService",
+    "OutOfBandOutput",
+    "Resumed",
+    "SessionBusy",
+    "SessionConflict",
+    "SessionExists",
+    "SessionHistoryMismatch",
+    "SessionManager",
+    "SessionNotFound",
+    "SessionService",
+    "SessionWriteError",
+    "SessionsError",
+    "SkillInvocation",
+    "StoredEvent",
+    "StoredSession",
+    "SystemContext",
+    "Text",
+    "ToolCall",
+    "ToolResult",
+    "UnknownEvent",
+    "UnsafeStorePath",
+    "UserMessage",
+    "VerifyReport",
+    "deserialize_event",
+    "serialize_event",
+]

@@ -1,0 +1,57 @@
+"""Errors raised by :mod:`sessions`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DamagedLogWarning",
+    "SessionBusy",
+    "SessionConflict",
+    "SessionExists",
+    "SessionHistoryMismatch",
+    "SessionNotFound",
+    "SessionWriteError",
+    "SessionsError",
+    "UnsafeStorePath",
+]
+
+
+class SessionsError(Exception):
+    """Root of every error raised by :mod:`sessions`."""
+
+
+class SessionNotFound(SessionsError, KeyError):
+    """No session with this id exists in the store."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "session not found"
+
+
+class SessionExists(SessionsError, FileExistsError):
+    """A session with this id already exists."""
+
+
+class SessionBusy(SessionsError, TimeoutError):
+    """Another writer held the session's lock for longer than ``lock_timeout``; nothing was written."""
+
+
+class SessionConflict(SessionsError):
+    """The session's head moved (another process appended); nothing was written.
+
+    Resume the session again to see the other writer's events, then retry.
+    """
+
+
+class SessionHistoryMismatch(SessionsError, ValueError):
+    """``persist_events`` got a list that does not extend what was already persisted."""
+
+
+class SessionWriteError(SessionsError, OSError):
+    """The disk refused a write (full, I/O error); nothing acknowledged was lost."""
+
+
+class UnsafeStorePath(SessionsError, ValueError):
+    """A log or index is a symlink or not a regular file, so it is refused."""
+
+
+class DamagedLogWarning(UserWarning):
+    """A session log had lines that could not be read; they were skipped, not deleted."""

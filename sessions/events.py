@@ -1,0 +1,132 @@
+"""Conversation event types and their mapping to ``(event_type, event_data)``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Final, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "EVENT_TYPES",
+    "ConversationEvent",
+    "OutOfBandOutput",
+    "SkillInvocation",
+    "SystemContext",
+    "Text",
+    "ToolCall",
+    "ToolResult",
+    "UnknownEvent",
+    "UserMessage",
+    "deserialize_event",
+    "serialize_event",
+]
+
+
+# The type tag lives in the log record's ``type`` field, beside ``data``, as the
+# reference keeps it in its own column; so the payload structs carry no tag.
+class _Event(msgspec.Struct, frozen=True):
+    TYPE: ClassVar[str]
+
+
+class UserMessage(_Event, frozen=True):
+    """What the user typed."""
+
+    TYPE: ClassVar[str] = "user_message"
+    content: str
+
+
+class Text(_Event, frozen=True):
+    """Text the assistant answered with."""
+
+    TYPE: ClassVar[str] = "text"
+    content: str
+
+
+class ToolCall(_Event, frozen=True):
+    """The assistant asked to run a tool; ``input`` is any JSON value."""
+
+    TYPE: ClassVar[str] = "tool_call"
+    id: str
+    name: str
+    input: Any
+
+
+class ToolResult(_Event, frozen=True):
+    """What a tool call returned."""
+
+    TYPE: ClassVar[str] = "tool_result"
+    tool_use_id: str
+    content: str
+    is_error: bool
+    remote: bool = False
+    content_length: int | None = None
+
+
+class OutOfBandOutput(_Event, frozen=True, kw_only=True):
+    """Output produced outside the conversation (a shell command the user ran)."""
+
+    TYPE: ClassVar[str] = "out_of_band_output"
+    name: str
+    command: str | None = None
+    content: str
+
+
+class SystemContext(_Event, frozen=True):
+    """Context the application added for the model."""
+
+    TYPE: ClassVar[str] = "system_context"
+    content: str
+
+
+class SkillInvocation(_Event, frozen=True, kw_only=True):
+    """A skill the user or assistant invoked."""
+
+    TYPE: ClassVar[str] = "skill_invocation"
+    name: str
+    arguments: str | None = None
+    content: str
+
+
+class UnknownEvent(msgspec.Struct, frozen=True):
+    """An event this version cannot type: a newer type, or data of the wrong shape.
+
+    ``data`` is the stored JSON text, kept byte for byte.
+    """
+
+    type: str
+    data: str
+
+
+ConversationEvent: TypeAlias = (
+    UserMessage | Text | ToolCall | ToolResult | OutOfBandOutput | SystemContext | SkillInvocation
+)
+
+EVENT_TYPES: Final[dict[str, type[_Event]]] = {
+    cls.TYPE: cls
+    for cls in (UserMessage, Text, ToolCall, ToolResult, OutOfBandOutput, SystemContext, SkillInvocation)
+}
+
+_encoder: Final = msgspec.json.Encoder()
+_decoders: Final = {tag: msgspec.json.Decoder(cls) for tag, cls in EVENT_TYPES.items()}
+
+
+def serialize_event(event: ConversationEvent | UnknownEvent) -> tuple[str, str]:
+    """Return ``(event_type, event_data)``, the data as compact JSON text.
+
+    :raises msgspec.EncodeError: if the event holds a value JSON cannot carry.
+    """
+    if isinstance(event, UnknownEvent):
+        return event.type, event.data
+    return event.TYPE, _encoder.encode(event).decode()
+
+
+def deserialize_event(event_type: str, event_data: str | bytes) -> ConversationEvent | UnknownEvent:
+    """Type one stored event. Never raises for content: what cannot be typed is an :class:`UnknownEvent`."""
+    decoder = _decoders.get(event_type)
+    if decoder is not None:
+        try:
+            return decoder.decode(event_data)  # type: ignore[no-any-return]
+        except (msgspec.DecodeError, RecursionError):
+            pass
+    text = event_data if isinstance(event_data, str) else event_data.decode("utf-8", "replace")
+    return UnknownEvent(event_type, text)

@@ -1,0 +1,196 @@
+"""The session manager: what an application holds for the conversation it is in."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import NamedTuple, Self
+
+from eventlog import new_id, utcnow
+from sessions.errors import SessionHistoryMismatch, SessionWriteError
+from sessions.events import ConversationEvent, UnknownEvent, deserialize_event, serialize_event
+from sessions.models import StoredEvent, StoredSession
+from sessions.service import SessionService
+
+__all__ = ["Resumed", "SessionManager"]
+
+AnyEvent = ConversationEvent | UnknownEvent
+
+
+class Resumed(NamedTuple):
+    """What :meth:`SessionManager.resume` returns."""
+
+    manager: SessionManager
+    events: list[AnyEvent]
+    server_session_id: str | None
+    last_event_at: dt.datetime | None
+    invocation_id: str
+
+
+class SessionManager:
+    """Owns the current session's identity and persists a growing event list.
+
+    A new session is created lazily, at the first event, server id or metadata
+    write, so sessions the user never used are never resumed.
+    """
+
+    def __init__(
+        self,
+        service: SessionService,
+        session_id: str,
+        *,
+        directory: str | None,
+        git_root: str | None,
+        created: bool,
+    ) -> None:
+        self._service = service
+        self._session_id = session_id
+        self._invocation_id = new_id()
+        self._directory = directory
+        self._git_root = git_root
+        self._created = created
+        self._persisted_count = 0
+        self._last_persisted: AnyEvent | None = None
+        self._head_id: str | None = None
+        self._unconfirmed: list[str] = []
+        """Ids of a batch whose write failed without a clean rollback: some may be on disk."""
+
+    @classmethod
+    def create_new(cls, service: SessionService, directory: str | None = None, git_root: str | None = None) -> Self:
+        """A manager for a new session; nothing is written until there is something to keep."""
+        return cls(service, new_id(), directory=directory, git_root=git_root, created=False)
+
+    @classmethod
+    def resume(cls, service: SessionService, stored: StoredSession) -> Resumed:
+        """Load a stored session and return a manager that continues it."""
+        stored_events = service.load_events(stored.id)
+        events = [deserialize_event(e.event_type, e.event_data) for e in stored_events]
+        manager = cls(service, stored.id, directory=stored.directory, git_root=stored.git_root, created=True)
+        manager._persisted_count = len(events)
+        manager._last_persisted = events[-1] if events else None
+        manager._head_id = stored_events[-1].id if stored_events else None
+        last_event_at = stored_events[-1].created_at if stored_events else None
+        return Resumed(manager, events, stored.server_session_id, last_event_at, manager._invocation_id)
+
+    @property
+    def session_id(self) -> str:
+        return self._session_id
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def head_id(self) -> str | None:
+        """The id of the last event persisted, or None."""
+        return self._head_id
+
+    @property
+    def persisted_count(self) -> int:
+        return self._persisted_count
+
+    def _ensure_created(self) -> None:
+        if not self._created:
+            self._service.create_session(self._session_id, self._directory, self._git_root)
+            self._created = True
+
+    def persist_events(self, events: Sequence[AnyEvent]) -> None:
+        """Persist the events of ``events`` not yet persisted, as one batch.
+
+        ``events`` is the whole conversation so far; calling again with the same
+        list does nothing.
+
+        :raises SessionHistoryMismatch: if ``events`` does not extend what was
+            persisted (shorter, or a different event where the last persisted
+            one was); nothing is written.
+        :raises SessionConflict: if another writer appended to this session;
+            nothing is written. Resume again to continue.
+        """
+        count = self._persisted_count
+        if len(events) < count or (count and events[count - 1] != self._last_persisted):
+            raise SessionHistoryMismatch(
+                f"session {self._session_id}: the event list does not extend the {count} events already "
+                f"persisted (got {len(events)}, and position {count - 1} differs); nothing was written. "
+                "Pass the whole conversation, as resumed, with new events at the end"
+            )
+        if self._unconfirmed:
+            self._confirm_unconfirmed(events)
+            count = self._persisted_count
+        if len(events) == count:
+            return
+        self._ensure_created()
+        batch: list[StoredEvent] = []
+        parent = self._head_id
+        for event in events[count:]:
+            event_type, event_data = serialize_event(event)
+            event_id = new_id()
+            batch.append(
+                StoredEvent(
+                    id=event_id,
+                    session_id=self._session_id,
+                    parent_id=parent,
+                    invocation_id=self._invocation_id,
+                    event_type=event_type,
+                    event_data=event_data,
+                    created_at=utcnow(),
+                )
+            )
+            parent = event_id
+        try:
+            self._service.append_events(self._session_id, batch)
+        except SessionWriteError as exc:
+            if not getattr(exc.__cause__, "rolled_back", True):
+                self._unconfirmed = [e.id for e in batch]
+            raise
+        self._persisted_count = len(events)
+        self._last_persisted = events[-1]
+        self._head_id = parent
+
+    def _confirm_unconfirmed(self, events: Sequence[AnyEvent]) -> None:
+        """After a write that may have partly landed, count what is on disk as persisted."""
+        stored = self._service.get_session(self._session_id)
+        head = stored.head_id if stored is not None else None
+        if head in self._unconfirmed:
+            landed = self._unconfirmed.index(head) + 1
+            self._persisted_count += landed
+            self._last_persisted = events[self._persisted_count - 1]
+            self._head_id = head
+        self._unconfirmed = []
+
+    def persist_server_session_id(self, server_session_id: str) -> None:
+        """Record the remote session id, if it changed."""
+        if self._created:
+            stored = self._service.get_session(self._session_id)
+            if stored is not None and stored.server_session_id == server_session_id:
+                return
+        self._ensure_created()
+        self._service.update_server_session_id(self._session_id, server_session_id)
+
+    def archive(self) -> None:
+        """Archive the session, if it was ever written."""
+        if self._created:
+            self._service.archive(self._session_id)
+
+    def archive_and_reset(self) -> None:
+        """Archive the session and start a fresh (not yet written) one, as ``/new`` does."""
+        self.archive()
+        self._session_id = new_id()
+        self._invocation_id = new_id()
+        self._created = False
+        self._persisted_count = 0
+        self._last_persisted = None
+        self._head_id = None
+        self._unconfirmed = []
+
+    def get_metadata(self, key: str) -> str | None:
+        """The session's value for ``key``, or None (always None before the session is written)."""
+        if not self._created:
+            return None
+        return self._service.get_metadata(self._session_id, key)
+
+    def set_metadata(self, key: str, value: str) -> None:
+        """Store a metadata value; writing the value it already has costs nothing."""
+        if self._created and self._service.get_metadata(self._session_id, key) == value:
+            return
+        self._ensure_created()
+        self._service.set_metadata(self._session_id, key, value)

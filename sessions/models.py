@@ -1,0 +1,68 @@
+"""The records the service hands out: sessions, stored events, verify reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+from eventlog import Finding
+
+__all__ = ["StoredEvent", "StoredSession", "VerifyReport"]
+
+
+class StoredSession(msgspec.Struct, frozen=True, kw_only=True):
+    """A session as the index knows it. Timestamps are timezone-aware UTC."""
+
+    id: str
+    directory: str | None
+    git_root: str | None
+    server_session_id: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    """The time of the last event, or of creation if there is none."""
+    archived_at: dt.datetime | None
+    head_id: str | None
+    event_count: int = 0
+
+
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One event as stored: ``event_data`` is the payload as JSON text."""
+
+    id: str
+    session_id: str
+    parent_id: str | None
+    invocation_id: str
+    event_type: str
+    event_data: str
+    created_at: dt.datetime
+
+
+class VerifyReport(msgspec.Struct, kw_only=True):
+    """What ``verify`` found in one session log.
+
+    ``ok`` is False when a line is damaged or the tail is torn. Forks,
+    duplicates, gaps and unknown event types (a newer version wrote them) are
+    reported as findings but are not damage.
+    """
+
+    session_id: str
+    path: str
+    size: int
+    events: int
+    heads: list[str]
+    findings: list[Finding]
+    unknown_types: dict[str, int]
+
+    @property
+    def forked(self) -> bool:
+        return len(self.heads) > 1
+
+    @property
+    def damaged(self) -> list[Finding]:
+        return [f for f in self.findings if f.kind in ("damaged", "torn_tail")]
+
+    @property
+    def ok(self) -> bool:
+        """No damaged line and no torn tail (forks, duplicates and gaps are reported, not damage)."""
+        return not self.damaged

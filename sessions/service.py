@@ -1,0 +1,589 @@
+"""The session service: a protocol, and its implementation on plain files.
+
+A store is a folder::
+
+    ROOT/sessions/<session id>.jsonl   one log per session: the only source of truth
+    ROOT/index.json                    disposable cache of each session's summary
+    ROOT/locks/                        disposable lock files
+    ROOT/trash/                        torn tails and replaced copies, kept for the user
+
+See ``docs/FORMAT.md`` for the log format.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
+
+import msgspec
+
+from eventlog import (
+    KIND_EVENT,
+    KIND_FACT,
+    KIND_HEADER,
+    FORMAT_VERSION,
+    LogBusy,
+    LogFile,
+    LogState,
+    LogWriteError,
+    Record,
+    StaleHead,
+    UnsafeLogPath,
+    ensure_private_dir,
+    new_id,
+    order_events,
+    read_log,
+    utcnow,
+    verify_log,
+)
+from eventlog.durability import check_durability
+from sessions.errors import (
+    DamagedLogWarning,
+    SessionBusy,
+    SessionConflict,
+    SessionExists,
+    SessionNotFound,
+    SessionWriteError,
+    UnsafeStorePath,
+)
+from sessions.events import EVENT_TYPES, deserialize_event
+from sessions.index import IndexEntry, SessionIndex
+from sessions.models import StoredEvent, StoredSession, VerifyReport
+
+__all__ = ["LocalSessionService", "SessionService", "check_session_id"]
+
+LOG_SUFFIX: Final = ".jsonl"
+FACT_SERVER_SESSION: Final = "server_session_id"
+FACT_ARCHIVED: Final = "archived"
+FACT_METADATA: Final = "metadata"
+INDEX_SAVE_LAG: Final = 1 << 20
+"""Save the index once a session's log has grown this many bytes past it."""
+
+_SESSION_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_T = TypeVar("_T")
+
+
+def check_session_id(session_id: object) -> str:
+    """Return ``session_id`` if it is a canonical (lower-case, hyphenated) UUID string.
+
+    Ids become file names, so this runs before any path is built.
+
+    :raises ValueError: for anything else.
+    """
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+        raise ValueError(f"session id must be a canonical lower-case UUID string, not {session_id!r}")
+    return session_id
+
+
+@runtime_checkable
+class SessionService(Protocol):
+    """Where sessions live. :class:`LocalSessionService` keeps them in plain files."""
+
+    def create_session(self, session_id: str, directory: str | None, git_root: str | None) -> StoredSession: ...
+    def get_session(self, session_id: str) -> StoredSession | None: ...
+    def find_resumable(
+        self, directory: str | None, git_root: str | None, max_age_secs: float
+    ) -> StoredSession | None: ...
+    def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]: ...
+    def load_events(self, session_id: str) -> list[StoredEvent]: ...
+    def append_event(
+        self,
+        session_id: str,
+        event_id: str,
+        parent_id: str | None,
+        invocation_id: str,
+        event_type: str,
+        event_data: str,
+    ) -> None: ...
+    def append_events(self, session_id: str, events: Sequence[StoredEvent]) -> None: ...
+    def update_server_session_id(self, session_id: str, server_session_id: str) -> None: ...
+    def archive(self, session_id: str) -> None: ...
+    def unarchive(self, session_id: str) -> None: ...
+    def get_metadata(self, session_id: str, key: str) -> str | None: ...
+    def set_metadata(self, session_id: str, key: str, value: str) -> None: ...
+    def verify(self, session_id: str) -> VerifyReport: ...
+
+
+_json_encoder: Final = msgspec.json.Encoder()
+_header_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+_str_decoder: Final = msgspec.json.Decoder(str)
+_bool_decoder: Final = msgspec.json.Decoder(bool)
+
+
+class LocalSessionService:
+    """Sessions as append-only JSON-lines logs under ``root`` (see the module docs).
+
+    Safe to share between threads, and between processes on the same store.
+    """
+
+    def __init__(self, root: Path, *, lock_timeout: float = 2.0, durability: str = "fsync") -> None:
+        self.root = root
+        self.lock_timeout = lock_timeout
+        self.durability = check_durability(durability)
+        self.sessions_dir = root / "sessions"
+        self.locks_dir = root / "locks"
+        self.trash_dir = root / "trash"
+        self._index = SessionIndex(root / "index.json", self.locks_dir / "index.lock")
+        self._logs: dict[str, LogFile] = {}
+        self._logs_mutex = threading.Lock()
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str], *, lock_timeout: float = 2.0, durability: str = "fsync") -> Self:
+        """Open the store at ``root``, creating it (mode 0700) if missing.
+
+        :param lock_timeout: seconds a writer waits for a session's lock before :class:`SessionBusy`.
+        :param durability: ``"fsync"`` (survives power loss) or ``"flush"`` (survives a process crash).
+        """
+        path = Path(root).expanduser()
+        for directory in (path, path / "sessions", path / "locks"):
+            try:
+                ensure_private_dir(directory)
+            except (NotADirectoryError, FileExistsError) as exc:
+                raise UnsafeStorePath(f"{directory} exists but is not a directory; pick another store path") from exc
+        return cls(path, lock_timeout=lock_timeout, durability=durability)
+
+    def close(self) -> None:
+        """Save the index if it changed. The service needs no other cleanup."""
+        with self._index.mutex:
+            if self._index.dirty:
+                self._index.save(durable=self.durability == "fsync")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root)!r}, durability={self.durability!r})"
+
+    # -- paths and logs ----------------------------------------------------------------
+
+    def log_path(self, session_id: str) -> Path:
+        """The log file of a session (which may not exist yet).
+
+        :raises ValueError: if ``session_id`` is not a canonical UUID string.
+        """
+        return self.sessions_dir / f"{check_session_id(session_id)}{LOG_SUFFIX}"
+
+    def _log(self, session_id: str) -> LogFile:
+        path = self.log_path(session_id)
+        with self._logs_mutex:
+            log = self._logs.get(session_id)
+            if log is None:
+                log = LogFile(
+                    path,
+                    self.locks_dir / f"{session_id}.lock",
+                    lock_timeout=self.lock_timeout,
+                    durability=self.durability,
+                    trash_dir=self.trash_dir,
+                )
+                self._logs[session_id] = log
+            return log
+
+    def _entry(self, session_id: str) -> IndexEntry:
+        """The session's index entry, brought up to date with its log."""
+        log = self._log(session_id)
+        with self._index.mutex:
+            entry = self._index.entries.get(session_id)
+        try:
+            state = _translate(lambda: log.state(known=entry.log if entry else None), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+        return self._remember(session_id, state, entry)
+
+    def _remember(self, session_id: str, state: LogState, entry: IndexEntry | None) -> IndexEntry:
+        with self._index.mutex:
+            if entry is not None and entry.log is state:
+                return entry
+            if entry is None or entry.log.header is not state.header:
+                entry = _entry_from_state(state)
+            else:
+                entry = IndexEntry(directory=entry.directory, git_root=entry.git_root, created_at=entry.created_at, log=state)
+            self._index.put(session_id, entry)
+            if self._index.lag(session_id) > INDEX_SAVE_LAG:
+                self._index.save(durable=self.durability == "fsync")
+            return entry
+
+    def _all_entries(self) -> Iterator[tuple[str, IndexEntry]]:
+        """Every session's entry, up to date; logs that cannot be read are skipped with a warning."""
+        with self._index.mutex:
+            self._index.load()
+        present = set(self._session_ids_on_disk())
+        with self._index.mutex:
+            for gone in set(self._index.entries) - present:
+                del self._index.entries[gone]
+                self._index.dirty = True
+            entries = dict(self._index.entries)
+        for session_id in sorted(present):
+            entry = entries.get(session_id)
+            if entry is not None:
+                try:
+                    if entry.is_current(os.lstat(self.sessions_dir / f"{session_id}{LOG_SUFFIX}")):
+                        yield session_id, entry
+                        continue
+                except FileNotFoundError:
+                    continue
+            try:
+                yield session_id, self._entry(session_id)
+            except SessionNotFound:
+                continue
+            except UnsafeStorePath as exc:
+                warnings.warn(str(exc), DamagedLogWarning, stacklevel=3)
+
+    def _session_ids_on_disk(self) -> list[str]:
+        ids = []
+        for name in os.listdir(self.sessions_dir):
+            if name.endswith(LOG_SUFFIX) and _SESSION_ID.fullmatch(name[: -len(LOG_SUFFIX)]):
+                ids.append(name[: -len(LOG_SUFFIX)])
+        return ids
+
+    def _save_index_if_dirty(self) -> None:
+        with self._index.mutex:
+            if self._index.dirty:
+                self._index.save(durable=self.durability == "fsync")
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def create_session(self, session_id: str, directory: str | None, git_root: str | None) -> StoredSession:
+        """Create a session's log (its header line), durably.
+
+        :raises SessionExists: if the session already exists.
+        """
+        log = self._log(session_id)
+        header = Record(
+            k=KIND_HEADER,
+            id=session_id,
+            ts=utcnow(),
+            v=FORMAT_VERSION,
+            data=msgspec.Raw(_json_encoder.encode({"directory": directory, "git_root": git_root})),
+        )
+        try:
+            state = _translate(lambda: log.create(header), session_id)
+        except FileExistsError:
+            raise SessionExists(f"session {session_id} already exists in {self.root}") from None
+        return _to_session(session_id, self._remember(session_id, state, None))
+
+    def get_session(self, session_id: str) -> StoredSession | None:
+        """The session, or None if it does not exist."""
+        try:
+            return _to_session(session_id, self._entry(session_id))
+        except SessionNotFound:
+            return None
+
+    def find_resumable(
+        self, directory: str | None, git_root: str | None, max_age_secs: float
+    ) -> StoredSession | None:
+        """The most recently updated session to continue, or None.
+
+        A session matches if its directory equals ``directory`` or its git root
+        equals ``git_root`` (None matches nothing), it is not archived, and it
+        was updated strictly after ``now - max_age_secs``. Ties on ``updated_at``
+        go to the larger session id (UUIDv7: the later created). Changes nothing
+        but the index cache.
+        """
+        if directory is None and git_root is None:
+            return None
+        cutoff = utcnow() - dt.timedelta(seconds=max_age_secs)
+        with self._index.mutex:
+            self._index.load()
+        present = self._session_ids_on_disk()
+        with self._index.mutex:
+            known = self._index.entries
+            candidates = [
+                sid
+                for sid in present
+                if sid not in known
+                or (directory is not None and known[sid].directory == directory)
+                or (git_root is not None and known[sid].git_root == git_root)
+            ]
+        best: StoredSession | None = None
+        for session_id in candidates:
+            try:
+                entry = self._entry(session_id)
+            except (SessionNotFound, UnsafeStorePath):
+                continue
+            if not (
+                (directory is not None and entry.directory == directory)
+                or (git_root is not None and entry.git_root == git_root)
+            ):
+                continue
+            session = _to_session(session_id, entry)
+            if session.archived_at is not None or session.updated_at <= cutoff:
+                continue
+            if best is None or (session.updated_at, session.id) > (best.updated_at, best.id):
+                best = session
+        self._save_index_if_dirty()
+        return best
+
+    def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]:
+        """Every session, most recently updated first (ties: larger id first)."""
+        sessions = [_to_session(sid, entry) for sid, entry in self._all_entries()]
+        if not include_archived:
+            sessions = [s for s in sessions if s.archived_at is None]
+        sessions.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
+        self._save_index_if_dirty()
+        return sessions
+
+    # -- events -----------------------------------------------------------------------
+
+    def load_events(self, session_id: str) -> list[StoredEvent]:
+        """The session's events, oldest first, along the active branch (see ``eventlog.chain``).
+
+        Lines that cannot be read are skipped with a :class:`DamagedLogWarning`; never raises for content.
+        """
+        records = self._read_events(session_id)
+        return [
+            StoredEvent(
+                id=r.id,
+                session_id=session_id,
+                parent_id=r.parent,
+                invocation_id=r.inv or "",
+                event_type=r.type or "",
+                event_data=bytes(r.data).decode(),
+                created_at=r.ts,
+            )
+            for r in records
+        ]
+
+    def _read_events(self, session_id: str) -> list[Record]:
+        path = self.log_path(session_id)
+        try:
+            read = _translate(lambda: read_log(path), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+        if read.damaged or read.torn:
+            offsets = [d.offset for d in read.damaged] + ([read.torn.offset] if read.torn else [])
+            warnings.warn(
+                f"{path}: skipped {len(offsets)} damaged line(s) at byte offset(s) {offsets[:10]}; "
+                f"nothing was deleted; run `sessions verify {session_id}` for details",
+                DamagedLogWarning,
+                stacklevel=3,
+            )
+        return order_events([r for r in read.records if r.k == KIND_EVENT])
+
+    def append_event(
+        self,
+        session_id: str,
+        event_id: str,
+        parent_id: str | None,
+        invocation_id: str,
+        event_type: str,
+        event_data: str,
+    ) -> None:
+        """Append one event; see :meth:`append_events`."""
+        self.append_events(
+            session_id,
+            [
+                StoredEvent(
+                    id=event_id,
+                    session_id=session_id,
+                    parent_id=parent_id,
+                    invocation_id=invocation_id,
+                    event_type=event_type,
+                    event_data=event_data,
+                    created_at=utcnow(),
+                )
+            ],
+        )
+
+    def append_events(self, session_id: str, events: Sequence[StoredEvent]) -> None:
+        """Append events as one batch: one lock, one write, one sync.
+
+        The first event's parent must be the session's head and each later
+        one's the event before it, so the log stays one chain.
+
+        :raises SessionConflict: if the head moved (another writer); nothing is written.
+        :raises SessionBusy: if the lock was not free within ``lock_timeout``; nothing is written.
+        :raises SessionWriteError: if the disk refused the write; nothing is written.
+        :raises ValueError: if an event is malformed (nothing is written).
+        """
+        records = [_event_record(session_id, event) for event in events]
+        if records:
+            self._append(session_id, records)
+
+    def _append(self, session_id: str, records: list[Record]) -> None:
+        log = self._log(session_id)
+        try:
+            state = _translate(lambda: log.append(records), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}; create it first") from None
+        with self._index.mutex:
+            entry = self._index.entries.get(session_id)
+        self._remember(session_id, state, entry)
+
+    def _append_fact(self, session_id: str, name: str, value: object, key: str | None = None) -> None:
+        data = msgspec.Raw(_json_encoder.encode(value))
+        self._append(session_id, [Record(k=KIND_FACT, id=new_id(), ts=utcnow(), type=name, key=key, data=data)])
+
+    # -- session facts ----------------------------------------------------------------
+
+    def update_server_session_id(self, session_id: str, server_session_id: str) -> None:
+        """Record the remote session id. Does not change ``updated_at``."""
+        self._append_fact(session_id, FACT_SERVER_SESSION, _require_str(server_session_id, "server_session_id"))
+
+    def archive(self, session_id: str) -> None:
+        """Mark the session archived (``archived_at`` = now). Nothing is deleted."""
+        self._append_fact(session_id, FACT_ARCHIVED, True)
+        self._save_index_if_dirty()
+
+    def unarchive(self, session_id: str) -> None:
+        """Clear the archive flag."""
+        self._append_fact(session_id, FACT_ARCHIVED, False)
+        self._save_index_if_dirty()
+
+    def get_metadata(self, session_id: str, key: str) -> str | None:
+        """The value stored under ``key``, or None."""
+        entry = self._entry(session_id)
+        ref = entry.log.fact(FACT_METADATA, _require_str(key, "key"))
+        if ref is None:
+            return None
+        if ref.value is not None:
+            return _str_decoder.decode(ref.value)
+        path = self.log_path(session_id)
+        with open(path, "rb") as f:
+            f.seek(ref.offset)
+            line = f.read(ref.length)
+        record = msgspec.json.decode(line, type=Record)
+        return _str_decoder.decode(record.data)
+
+    def set_metadata(self, session_id: str, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` (the newest write wins)."""
+        self._append_fact(session_id, FACT_METADATA, _require_str(value, "value"), key=_require_str(key, "key"))
+
+    # -- checking ---------------------------------------------------------------------
+
+    def verify(self, session_id: str) -> VerifyReport:
+        """Check a session's log: damaged lines, torn tail, duplicates, gaps, forks, unknown types."""
+        path = self.log_path(session_id)
+        try:
+            report = _translate(lambda: verify_log(path, _check_event), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+        unknown: dict[str, int] = {}
+        for finding in report.findings:
+            if finding.kind == "unknown_type":
+                name = finding.detail.split("'")[1]
+                unknown[name] = unknown.get(name, 0) + 1
+        return VerifyReport(
+            session_id=session_id,
+            path=report.path,
+            size=report.size,
+            events=report.events,
+            heads=report.heads,
+            findings=report.findings,
+            unknown_types=unknown,
+        )
+
+
+def _check_event(record: Record) -> tuple[str, str] | None:
+    event_type = record.type or ""
+    if event_type not in EVENT_TYPES:
+        return "unknown_type", f"event type '{event_type}' is unknown to this version; kept as is"
+    typed = deserialize_event(event_type, bytes(record.data))
+    if type(typed) is not EVENT_TYPES[event_type]:
+        return "bad_payload", f"{event_type} event {record.id} has data of the wrong shape; kept as is"
+    return None
+
+
+def _translate(call: Callable[[], _T], session_id: str) -> _T:
+    """Run a log-layer call, raising its errors as the session errors callers know."""
+    try:
+        return call()
+    except StaleHead as exc:
+        raise SessionConflict(
+            f"session {session_id} was changed by another writer (its head is now {exc.actual}); "
+            "nothing was written: resume the session again, then retry"
+        ) from exc
+    except LogBusy as exc:
+        raise SessionBusy(f"session {session_id} is busy: {exc}") from exc
+    except LogWriteError as exc:
+        raise SessionWriteError(exc.errno, f"session {session_id}: {exc}") from exc
+    except UnsafeLogPath as exc:
+        raise UnsafeStorePath(str(exc)) from exc
+
+
+def _require_str(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _event_record(session_id: str, event: StoredEvent) -> Record:
+    if event.session_id != session_id:
+        raise ValueError(f"event {event.id} belongs to session {event.session_id}, not {session_id}")
+    if event.created_at.tzinfo is None:
+        raise ValueError(f"event {event.id}: created_at must be timezone-aware")
+    data = event.event_data.encode() if isinstance(event.event_data, str) else event.event_data
+    try:
+        msgspec.json.decode(data)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ValueError(f"event {event.id}: event_data is not valid JSON text: {exc}") from exc
+    if b"\n" in data or b"\r" in data:
+        data = msgspec.json.format(data, indent=0)  # one record, one line
+    return Record(
+        k=KIND_EVENT,
+        id=_require_str(event.id, "event id"),
+        ts=event.created_at.astimezone(dt.timezone.utc),
+        parent=event.parent_id,
+        inv=_require_str(event.invocation_id, "invocation_id"),
+        type=_require_str(event.event_type, "event_type"),
+        data=msgspec.Raw(data),
+    )
+
+
+def _entry_from_state(state: LogState) -> IndexEntry:
+    directory = git_root = None
+    created_at = dt.datetime.fromtimestamp(state.mtime_ns / 1e9, dt.timezone.utc)
+    if state.header is not None:
+        created_at = state.header.ts
+        try:
+            attributes = _header_decoder.decode(state.header.data)
+        except (msgspec.DecodeError, RecursionError):
+            attributes = {}
+        directory = attributes.get("directory") if isinstance(attributes.get("directory"), str) else None
+        git_root = attributes.get("git_root") if isinstance(attributes.get("git_root"), str) else None
+    return IndexEntry(directory=directory, git_root=git_root, created_at=created_at, log=state)
+
+
+def _to_session(session_id: str, entry: IndexEntry) -> StoredSession:
+    log = entry.log
+    server = log.fact(FACT_SERVER_SESSION)
+    archived = log.fact(FACT_ARCHIVED)
+    archived_at = None
+    if archived is not None and archived.value is not None and _loads_true(archived.value):
+        archived_at = archived.ts
+    updated_at = entry.created_at
+    if log.head_ts is not None and log.head_ts > updated_at:
+        updated_at = log.head_ts
+    return StoredSession(
+        id=session_id,
+        directory=entry.directory,
+        git_root=entry.git_root,
+        server_session_id=_loads_str(server.value) if server is not None and server.value is not None else None,
+        created_at=entry.created_at,
+        updated_at=updated_at,
+        archived_at=archived_at,
+        head_id=log.head_id,
+        event_count=log.events,
+    )
+
+
+def _loads_true(raw: msgspec.Raw) -> bool:
+    try:
+        return _bool_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return False
+
+
+def _loads_str(raw: msgspec.Raw) -> str | None:
+    try:
+        return _str_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
