@@ -165,7 +165,9 @@ def _open_log(path: Path, flags: int) -> int:
         fd = _fs.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
     except OSError as exc:
         if exc.errno == getattr(os, "ELOOP", -1) or path.is_symlink():
-            raise UnsafeLogPath(f"{path} is a symlink; logs must be regular files (replace it with the file itself)") from exc
+            raise UnsafeLogPath(
+                f"{path} is a symlink; logs must be regular files (replace it with the file itself)"
+            ) from exc
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):

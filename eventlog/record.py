@@ -101,4 +101,4 @@ def new_id() -> str:
 
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware UTC, with microseconds."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

@@ -59,7 +59,7 @@ def verify_log(path: Path, check_event: EventCheck | None = None) -> LogReport:
     :param check_event: called on each event; a finding it returns is reported at the event's offset.
     """
     buf = read_bytes(path, 0)
-    body, end, torn = split_torn(buf, 0)
+    body, _, torn = split_torn(buf, 0)
     records, offsets, _, damaged = decode_each(body, 0)
     findings = [Finding(d.offset, "damaged", d.reason) for d in damaged]
     if torn is not None:
@@ -87,7 +87,9 @@ def verify_log(path: Path, check_event: EventCheck | None = None) -> LogReport:
         findings.append(Finding(offset_of[id(record)], "duplicate", f"event {record.id} appears again"))
     for record in tree.gaps:
         findings.append(
-            Finding(offset_of[id(record)], "gap", f"event {record.id} names parent {record.parent}, which is not before it")
+            Finding(
+                offset_of[id(record)], "gap", f"event {record.id} names parent {record.parent}, which is not before it"
+            )
         )
     findings.sort(key=lambda f: f.offset)
     return LogReport(

@@ -102,8 +102,7 @@ ConversationEvent: TypeAlias = (
 )
 
 EVENT_TYPES: Final[dict[str, type[_Event]]] = {
-    cls.TYPE: cls
-    for cls in (UserMessage, Text, ToolCall, ToolResult, OutOfBandOutput, SystemContext, SkillInvocation)
+    cls.TYPE: cls for cls in (UserMessage, Text, ToolCall, ToolResult, OutOfBandOutput, SystemContext, SkillInvocation)
 }
 
 _encoder: Final = msgspec.json.Encoder()
@@ -125,7 +124,7 @@ def deserialize_event(event_type: str, event_data: str | bytes) -> ConversationE
     decoder = _decoders.get(event_type)
     if decoder is not None:
         try:
-            return decoder.decode(event_data)  # type: ignore[no-any-return]
+            return decoder.decode(event_data)  # type: ignore[return-value]
         except (msgspec.DecodeError, RecursionError):
             pass
     text = event_data if isinstance(event_data, str) else event_data.decode("utf-8", "replace")

@@ -24,10 +24,10 @@ from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
 import msgspec
 
 from eventlog import (
+    FORMAT_VERSION,
     KIND_EVENT,
     KIND_FACT,
     KIND_HEADER,
-    FORMAT_VERSION,
     LogBusy,
     LogFile,
     LogState,
@@ -205,7 +205,9 @@ class LocalSessionService:
             if entry is None or entry.log.header is not state.header:
                 entry = _entry_from_state(state)
             else:
-                entry = IndexEntry(directory=entry.directory, git_root=entry.git_root, created_at=entry.created_at, log=state)
+                entry = IndexEntry(
+                    directory=entry.directory, git_root=entry.git_root, created_at=entry.created_at, log=state
+                )
             self._index.put(session_id, entry)
             if self._index.lag(session_id) > INDEX_SAVE_LAG:
                 self._index.save(durable=self.durability == "fsync")
@@ -277,9 +279,7 @@ class LocalSessionService:
         except SessionNotFound:
             return None
 
-    def find_resumable(
-        self, directory: str | None, git_root: str | None, max_age_secs: float
-    ) -> StoredSession | None:
+    def find_resumable(self, directory: str | None, git_root: str | None, max_age_secs: float) -> StoredSession | None:
         """The most recently updated session to continue, or None.
 
         A session matches if its directory equals ``directory`` or its git root
@@ -530,7 +530,7 @@ def _event_record(session_id: str, event: StoredEvent) -> Record:
     return Record(
         k=KIND_EVENT,
         id=_require_str(event.id, "event id"),
-        ts=event.created_at.astimezone(dt.timezone.utc),
+        ts=event.created_at.astimezone(dt.UTC),
         parent=event.parent_id,
         inv=_require_str(event.invocation_id, "invocation_id"),
         type=_require_str(event.event_type, "event_type"),
@@ -540,7 +540,7 @@ def _event_record(session_id: str, event: StoredEvent) -> Record:
 
 def _entry_from_state(state: LogState) -> IndexEntry:
     directory = git_root = None
-    created_at = dt.datetime.fromtimestamp(state.mtime_ns / 1e9, dt.timezone.utc)
+    created_at = dt.datetime.fromtimestamp(state.mtime_ns / 1e9, dt.UTC)
     if state.header is not None:
         created_at = state.header.ts
         try:
