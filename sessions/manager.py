@@ -118,7 +118,6 @@ class SessionManager:
             count = self._persisted_count
         if len(events) == count:
             return
-        self._ensure_created()
         batch: list[StoredEvent] = []
         parent = self._head_id
         for event in events[count:]:
@@ -136,6 +135,8 @@ class SessionManager:
                 )
             )
             parent = event_id
+        # Serialize first: an event that cannot be encoded must not leave an empty session behind.
+        self._ensure_created()
         try:
             self._service.append_events(self._session_id, batch)
         except SessionWriteError as exc:

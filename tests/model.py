@@ -1,0 +1,150 @@
+"""A tiny in-memory SessionService: the model the property tests compare the store against.
+
+It states the reference's semantics as plainly as possible, with none of the
+file machinery, so a disagreement points at the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import msgspec
+
+from eventlog import utcnow
+from sessions import (
+    SessionConflict,
+    SessionExists,
+    SessionNotFound,
+    StoredEvent,
+    StoredSession,
+    VerifyReport,
+)
+from sessions.service import check_session_id
+
+
+@dataclass
+class _Session:
+    id: str
+    directory: str | None
+    git_root: str | None
+    created_at: dt.datetime
+    events: list[StoredEvent] = field(default_factory=list)
+    server_session_id: str | None = None
+    archived_at: dt.datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class InMemorySessionService:
+    """Implements :class:`sessions.SessionService` with plain dicts."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, _Session] = {}
+
+    def _get(self, session_id: str) -> _Session:
+        try:
+            return self.sessions[check_session_id(session_id)]
+        except KeyError:
+            raise SessionNotFound(f"no session {session_id}") from None
+
+    def _stored(self, s: _Session) -> StoredSession:
+        updated = max([s.created_at] + [e.created_at for e in s.events[-1:]])
+        return StoredSession(
+            id=s.id,
+            directory=s.directory,
+            git_root=s.git_root,
+            server_session_id=s.server_session_id,
+            created_at=s.created_at,
+            updated_at=updated,
+            archived_at=s.archived_at,
+            head_id=s.events[-1].id if s.events else None,
+            event_count=len(s.events),
+        )
+
+    def create_session(self, session_id: str, directory: str | None, git_root: str | None) -> StoredSession:
+        if check_session_id(session_id) in self.sessions:
+            raise SessionExists(session_id)
+        self.sessions[session_id] = _Session(session_id, directory, git_root, utcnow())
+        return self._stored(self.sessions[session_id])
+
+    def get_session(self, session_id: str) -> StoredSession | None:
+        try:
+            return self._stored(self._get(session_id))
+        except SessionNotFound:
+            return None
+
+    def find_resumable(self, directory: str | None, git_root: str | None, max_age_secs: float) -> StoredSession | None:
+        cutoff = utcnow() - dt.timedelta(seconds=max_age_secs)
+        matches = [
+            self._stored(s)
+            for s in self.sessions.values()
+            if ((directory is not None and s.directory == directory) or (git_root is not None and s.git_root == git_root))
+            and s.archived_at is None
+        ]
+        matches = [m for m in matches if m.updated_at > cutoff]
+        return max(matches, key=lambda m: (m.updated_at, m.id), default=None)
+
+    def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]:
+        stored = [self._stored(s) for s in self.sessions.values() if include_archived or s.archived_at is None]
+        return sorted(stored, key=lambda m: (m.updated_at, m.id), reverse=True)
+
+    def load_events(self, session_id: str) -> list[StoredEvent]:
+        return list(self._get(session_id).events)
+
+    def append_event(
+        self,
+        session_id: str,
+        event_id: str,
+        parent_id: str | None,
+        invocation_id: str,
+        event_type: str,
+        event_data: str,
+    ) -> None:
+        event = StoredEvent(
+            id=event_id,
+            session_id=session_id,
+            parent_id=parent_id,
+            invocation_id=invocation_id,
+            event_type=event_type,
+            event_data=event_data,
+            created_at=utcnow(),
+        )
+        self.append_events(session_id, [event])
+
+    def append_events(self, session_id: str, events: Sequence[StoredEvent]) -> None:
+        session = self._get(session_id)
+        head = session.events[-1].id if session.events else None
+        for event in events:
+            if event.parent_id != head:
+                raise SessionConflict(f"head is {head}, not {event.parent_id}")
+            msgspec.json.decode(event.event_data)
+            head = event.id
+        session.events.extend(events)
+
+    def update_server_session_id(self, session_id: str, server_session_id: str) -> None:
+        self._get(session_id).server_session_id = server_session_id
+
+    def archive(self, session_id: str) -> None:
+        self._get(session_id).archived_at = utcnow()
+
+    def unarchive(self, session_id: str) -> None:
+        self._get(session_id).archived_at = None
+
+    def get_metadata(self, session_id: str, key: str) -> str | None:
+        return self._get(session_id).metadata.get(key)
+
+    def set_metadata(self, session_id: str, key: str, value: str) -> None:
+        self._get(session_id).metadata[key] = value
+
+    def verify(self, session_id: str) -> VerifyReport:
+        session = self._get(session_id)
+        return VerifyReport(
+            session_id=session_id,
+            path="<memory>",
+            size=0,
+            events=len(session.events),
+            heads=[session.events[-1].id] if session.events else [],
+            findings=[],
+            unknown_types={},
+        )
