@@ -13,6 +13,7 @@ from sessions.errors import (
 )
 from sessions.events import (
     ConversationEvent,
+    EventBase,
     OutOfBandOutput,
     SkillInvocation,
     SystemContext,
@@ -31,6 +32,7 @@ from sessions.service import LocalSessionService, SessionService
 __all__ = [
     "ConversationEvent",
     "DamagedLogWarning",
+    "EventBase",
     "LocalSessionService",
     "OutOfBandOutput",
     "Resumed",

@@ -9,6 +9,7 @@ import msgspec
 __all__ = [
     "EVENT_TYPES",
     "ConversationEvent",
+    "EventBase",
     "OutOfBandOutput",
     "SkillInvocation",
     "SystemContext",
@@ -24,25 +25,27 @@ __all__ = [
 
 # The type tag lives in the log record's ``type`` field, beside ``data``, as the
 # reference keeps it in its own column; so the payload structs carry no tag.
-class _Event(msgspec.Struct, frozen=True):
+class EventBase(msgspec.Struct, frozen=True):
+    """Base of every conversation event (and of :class:`UnknownEvent`)."""
+
     TYPE: ClassVar[str]
 
 
-class UserMessage(_Event, frozen=True):
+class UserMessage(EventBase, frozen=True):
     """What the user typed."""
 
     TYPE: ClassVar[str] = "user_message"
     content: str
 
 
-class Text(_Event, frozen=True):
+class Text(EventBase, frozen=True):
     """Text the assistant answered with."""
 
     TYPE: ClassVar[str] = "text"
     content: str
 
 
-class ToolCall(_Event, frozen=True):
+class ToolCall(EventBase, frozen=True):
     """The assistant asked to run a tool; ``input`` is any JSON value."""
 
     TYPE: ClassVar[str] = "tool_call"
@@ -51,7 +54,7 @@ class ToolCall(_Event, frozen=True):
     input: Any
 
 
-class ToolResult(_Event, frozen=True):
+class ToolResult(EventBase, frozen=True):
     """What a tool call returned."""
 
     TYPE: ClassVar[str] = "tool_result"
@@ -62,7 +65,7 @@ class ToolResult(_Event, frozen=True):
     content_length: int | None = None
 
 
-class OutOfBandOutput(_Event, frozen=True, kw_only=True):
+class OutOfBandOutput(EventBase, frozen=True, kw_only=True):
     """Output produced outside the conversation (a shell command the user ran)."""
 
     TYPE: ClassVar[str] = "out_of_band_output"
@@ -71,14 +74,14 @@ class OutOfBandOutput(_Event, frozen=True, kw_only=True):
     content: str
 
 
-class SystemContext(_Event, frozen=True):
+class SystemContext(EventBase, frozen=True):
     """Context the application added for the model."""
 
     TYPE: ClassVar[str] = "system_context"
     content: str
 
 
-class SkillInvocation(_Event, frozen=True, kw_only=True):
+class SkillInvocation(EventBase, frozen=True, kw_only=True):
     """A skill the user or assistant invoked."""
 
     TYPE: ClassVar[str] = "skill_invocation"
@@ -87,11 +90,13 @@ class SkillInvocation(_Event, frozen=True, kw_only=True):
     content: str
 
 
-class UnknownEvent(msgspec.Struct, frozen=True):
+class UnknownEvent(EventBase, frozen=True):
     """An event this version cannot type: a newer type, or data of the wrong shape.
 
     ``data`` is the stored JSON text, kept byte for byte.
     """
+
+    TYPE: ClassVar[str] = ""
 
     type: str
     data: str
@@ -101,7 +106,7 @@ ConversationEvent: TypeAlias = (
     UserMessage | Text | ToolCall | ToolResult | OutOfBandOutput | SystemContext | SkillInvocation
 )
 
-EVENT_TYPES: Final[dict[str, type[_Event]]] = {
+EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
     cls.TYPE: cls for cls in (UserMessage, Text, ToolCall, ToolResult, OutOfBandOutput, SystemContext, SkillInvocation)
 }
 
@@ -109,7 +114,7 @@ _encoder: Final = msgspec.json.Encoder()
 _decoders: Final = {tag: msgspec.json.Decoder(cls) for tag, cls in EVENT_TYPES.items()}
 
 
-def serialize_event(event: ConversationEvent | UnknownEvent) -> tuple[str, str]:
+def serialize_event(event: EventBase) -> tuple[str, str]:
     """Return ``(event_type, event_data)``, the data as compact JSON text.
 
     :raises msgspec.EncodeError: if the event holds a value JSON cannot carry.

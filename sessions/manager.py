@@ -8,20 +8,20 @@ from typing import NamedTuple, Self
 
 from eventlog import new_id, utcnow
 from sessions.errors import SessionHistoryMismatch, SessionWriteError
-from sessions.events import ConversationEvent, UnknownEvent, deserialize_event, serialize_event
+from sessions.events import ConversationEvent, EventBase, UnknownEvent, deserialize_event, serialize_event
 from sessions.models import StoredEvent, StoredSession
 from sessions.service import SessionService
 
 __all__ = ["Resumed", "SessionManager"]
 
-AnyEvent = ConversationEvent | UnknownEvent
+AnyEvent = EventBase
 
 
 class Resumed(NamedTuple):
     """What :meth:`SessionManager.resume` returns."""
 
     manager: SessionManager
-    events: list[AnyEvent]
+    events: list[ConversationEvent | UnknownEvent]
     server_session_id: str | None
     last_event_at: dt.datetime | None
     invocation_id: str

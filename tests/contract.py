@@ -88,7 +88,9 @@ class SessionServiceContract:
         with pytest.raises(SessionNotFound):
             service.append_events(sid, stored_events(sid, None, 1))
 
-    @pytest.mark.parametrize("bad", ["../etc/passwd", "/abs/path", "a/b", "x\x00y", "", "01A21030-374A-71EA-9237-6B4A56659E99"])
+    @pytest.mark.parametrize(
+        "bad", ["../etc/passwd", "/abs/path", "a/b", "x\x00y", "", "01A21030-374A-71EA-9237-6B4A56659E99"]
+    )
     def test_bad_session_id_is_a_value_error(self, service: SessionService, bad: str) -> None:
         with pytest.raises(ValueError):
             service.create_session(bad, None, None)
@@ -202,9 +204,9 @@ class SessionServiceContract:
         assert service.get_metadata(sid, "tracker") is None
         service.set_metadata(sid, "tracker", '{"files": []}')
         service.set_metadata(sid, "tracker", '{"files": ["a.py"]}')
-        service.set_metadata(sid, "ключ 🔑", "värde\n\t\"quoted\"")
+        service.set_metadata(sid, "ключ 🔑", 'värde\n\t"quoted"')
         assert service.get_metadata(sid, "tracker") == '{"files": ["a.py"]}'
-        assert service.get_metadata(sid, "ключ 🔑") == "värde\n\t\"quoted\""
+        assert service.get_metadata(sid, "ключ 🔑") == 'värde\n\t"quoted"'
         assert service.get_metadata(sid, "other") is None
 
     def test_large_metadata_value(self, service: SessionService) -> None:

@@ -79,7 +79,10 @@ class InMemorySessionService:
         matches = [
             self._stored(s)
             for s in self.sessions.values()
-            if ((directory is not None and s.directory == directory) or (git_root is not None and s.git_root == git_root))
+            if (
+                (directory is not None and s.directory == directory)
+                or (git_root is not None and s.git_root == git_root)
+            )
             and s.archived_at is None
         ]
         matches = [m for m in matches if m.updated_at > cutoff]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from eventlog import new_id, read_log
@@ -99,7 +100,7 @@ def test_parent_chain_integrity(tmp_path: Path) -> None:
     chain = _chain(reopened, manager.session_id)
     assert len(chain) == 4
     assert chain[0][1] is None
-    for (previous_id, _), (_, parent_id) in zip(chain, chain[1:], strict=False):
+    for (previous_id, _), (_, parent_id) in itertools.pairwise(chain):
         assert parent_id == previous_id
     assert len({event_id for event_id, _ in chain}) == 4
     assert manager.head_id == chain[-1][0]
