@@ -1,0 +1,306 @@
+"""Merging copies of one log: the union of their lines, in one deterministic order.
+
+Two machines that append to copies of the same log end up with two files that
+share a prefix and differ after it. Every line is a record with a unique id, so
+the copies merge without loss by taking the union of their lines:
+
+- a line is kept once, byte for byte (an identical line in two copies is one
+  line); two *different* lines with the same id are both kept, and the reader
+  takes the first (see :mod:`eventlog.chain`), so nothing is dropped silently;
+- headers come first, then every other record in parent-link order: an event
+  comes after its parent, and among records free to go next the smaller id
+  goes first (ids are UUIDv7, so a single writer's log keeps its own order);
+- lines that cannot be read are kept as they are, after everything else;
+- bytes after the last newline (a torn tail) are not lines and are left out;
+  :func:`merge_into` saves them to the trash.
+
+The result depends only on the *set* of lines, so merging is commutative,
+associative and idempotent, and every machine computes the same file. Nothing
+in the order depends on clocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from eventlog import _fs
+from eventlog.chain import active_head, is_linear
+from eventlog.durability import FILE_MODE, ensure_private_dir, sync_dir, sync_file
+from eventlog.errors import EventLogError
+from eventlog.logfile import FactRef, LogState, read_bytes
+from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_record
+
+__all__ = ["LogChanged", "MergeOutcome", "MergedLog", "merge_into", "merge_logs", "merged_state"]
+
+
+class LogChanged(EventLogError):
+    """The target log kept changing while it was being merged (a sync tool replacing it); nothing was lost."""
+
+
+@dataclass(frozen=True)
+class MergedLog:
+    """The union of some logs' lines (see the module rules)."""
+
+    data: bytes
+    """The merged log: complete lines in the merge order."""
+    records: list[Record]
+    """Every readable line, decoded, in the order of ``data``."""
+    damaged: int
+    """Lines that could not be read; they are at the end of ``data``."""
+
+    @property
+    def events(self) -> list[Record]:
+        return [record for record in self.records if record.k == KIND_EVENT]
+
+
+def merge_logs(logs: Iterable[bytes]) -> MergedLog:
+    """Merge the complete lines of ``logs`` (see the module rules)."""
+    lines: set[bytes] = set()
+    for buf in logs:
+        end = buf.rfind(b"\n") + 1
+        lines.update(line for line in buf[:end].split(b"\n") if line.strip())
+    groups: dict[str, list[tuple[bytes, Record]]] = {}
+    damaged: list[bytes] = []
+    for line in sorted(lines):
+        try:
+            record = decode_record(line)
+        except (msgspec.DecodeError, RecursionError):
+            damaged.append(line)
+        else:
+            groups.setdefault(record.id, []).append((line, record))
+    out: list[bytes] = []
+    records: list[Record] = []
+    for record_id in _parent_order(groups):
+        for line, record in groups[record_id]:
+            out.append(line)
+            records.append(record)
+    out.extend(damaged)
+    data = b"".join(line + b"\n" for line in out)
+    return MergedLog(data=data, records=records, damaged=len(damaged))
+
+
+def _parent_order(groups: dict[str, list[tuple[bytes, Record]]]) -> list[str]:
+    """Ids in parent-link order, headers first, smaller ids first among the free ones.
+
+    A parent cycle (only damaged or hand-edited logs have one) is broken at its
+    smallest id, so every input still gives one answer.
+    """
+
+    def key(record_id: str) -> tuple[int, str]:
+        return (0 if groups[record_id][0][1].k == KIND_HEADER else 1, record_id)
+
+    children: dict[str, list[str]] = {}
+    waiting: dict[str, str] = {}
+    for record_id, variants in groups.items():
+        # The first variant is the one readers take, so its parent is the one that counts.
+        first = variants[0][1]
+        if first.k == KIND_EVENT and first.parent is not None and first.parent in groups and first.parent != record_id:
+            children.setdefault(first.parent, []).append(record_id)
+            waiting[record_id] = first.parent
+    ready = [key(rid) for rid in groups if rid not in waiting]
+    heapq.heapify(ready)
+    by_key = sorted(key(rid) for rid in groups)
+    next_stuck = 0
+    done: set[str] = set()
+    order: list[str] = []
+    while len(order) < len(groups):
+        if not ready:
+            while by_key[next_stuck][1] in done:
+                next_stuck += 1
+            ready.append(by_key[next_stuck])
+        record_id = heapq.heappop(ready)[1]
+        if record_id in done:
+            continue
+        done.add(record_id)
+        order.append(record_id)
+        for child in children.get(record_id, ()):
+            if child not in done:
+                heapq.heappush(ready, key(child))
+    return order
+
+
+def merged_state(merged: MergedLog) -> LogState:
+    """A :class:`LogState` summarizing ``merged`` as if it were a log on disk.
+
+    Facts are the newest per key by ``(ts, id)``, and every fact value is kept
+    inline, since there is no file whose offsets would find it.
+    """
+    state = LogState(size=len(merged.data), damaged=merged.damaged)
+    events: list[Record] = []
+    for record in merged.records:
+        if record.k == KIND_EVENT:
+            events.append(record)
+        elif record.k == KIND_FACT and record.type is not None:
+            ref = FactRef(ts=record.ts, id=record.id, offset=-1, length=0, value=record.data)
+            keyed = state.facts.setdefault(record.type, {})
+            current = keyed.get(record.key or "")
+            if current is None or ref.newer_than(current):
+                keyed[record.key or ""] = ref
+        elif record.k == KIND_HEADER and state.header is None:
+            state.header = record
+    head = active_head(events)
+    state.linear = is_linear(events)
+    if head is not None:
+        state.head_id, state.head_ts, state.events = head.record.id, head.record.ts, head.unique
+    return state
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    """What :func:`merge_into` did."""
+
+    target: Path
+    merged: MergedLog
+    written: bool
+    """False when the target already held every line of the sources."""
+    trashed: list[Path]
+    """Where the sources went; a source that changed during the merge is left in place."""
+    kept: list[Path]
+    """Sources left in place because they changed while being merged (merge again later)."""
+
+
+def merge_into(
+    target: Path,
+    sources: Sequence[Path],
+    *,
+    trash_dir: Path,
+    durable: bool = True,
+    dry_run: bool = False,
+    attempts: int = 5,
+) -> MergeOutcome:
+    """Merge ``sources`` into the log ``target``, then move the sources to ``trash_dir``.
+
+    The caller holds the target's append lock. The merged log is written
+    beside the target, synced, and renamed over it only if the target did not
+    change meanwhile (a sync tool may replace it without taking our lock); only
+    after that are the sources moved, so a crash at any point leaves every line
+    in the target or in a source. A torn tail of the target is saved to
+    ``trash_dir`` first.
+
+    :param dry_run: compute the merge, change nothing.
+    :raises LogChanged: if the target changed under every one of ``attempts`` tries.
+    :raises UnsafeLogPath: if the target or a source is a symlink or not a regular file.
+    """
+    for _ in range(attempts):
+        before, base = _read_with_identity(target)
+        copies = [(source, *_read_with_identity(source)) for source in sources]
+        merged = merge_logs([base, *(buf for _, _, buf in copies)])
+        if dry_run:
+            return MergeOutcome(target, merged, merged.data != base, [], [])
+        torn = base[base.rfind(b"\n") + 1 :]
+        if torn:
+            _save_to_trash(trash_dir, f"{target.name}.torn-{len(base) - len(torn)}-{os.getpid()}.bin", torn, durable)
+        written = merged.data != base
+        if written and not _replace_if_unchanged(target, before, merged.data, durable):
+            continue
+        trashed: list[Path] = []
+        kept: list[Path] = []
+        for source, seen, _ in copies:
+            if seen is None:
+                continue  # gone already (another merge moved it)
+            moved = _move_to_trash(source, seen, trash_dir)
+            if moved is None:
+                kept.append(source)
+            else:
+                trashed.append(moved)
+        if durable and copies:
+            sync_dir(trash_dir)
+            for directory in {source.parent for source in sources}:
+                sync_dir(directory)
+        return MergeOutcome(target, merged, written, trashed, kept)
+    raise LogChanged(f"{target} kept changing while it was being merged; nothing was lost, try again later")
+
+
+_Identity = tuple[int, int, int] | None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read_with_identity(path: Path) -> tuple[_Identity, bytes]:
+    """The file's bytes and the (inode, size, mtime) they came from; a missing file is empty."""
+    try:
+        st = os.lstat(path)
+        data = read_bytes(path, 0)
+    except FileNotFoundError:
+        return None, b""
+    # A file replaced between lstat and read would pair old identity with new bytes;
+    # the identity check before the rename then fails and the merge starts over.
+    return _identity(st), data
+
+
+def _unchanged(path: Path, seen: _Identity) -> bool:
+    try:
+        return _identity(os.lstat(path)) == seen
+    except FileNotFoundError:
+        return seen is None
+
+
+def _replace_if_unchanged(target: Path, seen: _Identity, data: bytes, durable: bool) -> bool:
+    tmp = target.with_name(f".{target.name}.merge-{os.getpid()}.tmp")
+    fd = _fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[_fs.write(fd, view) :]
+        if durable:
+            sync_file(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    # A sync tool does not take our lock: if it replaced the target since we read it,
+    # renaming over it would drop what it brought, so read again instead.
+    if not _unchanged(target, seen):
+        os.unlink(tmp)
+        return False
+    try:
+        _fs.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        sync_dir(target.parent)
+    return True
+
+
+def _trash_name(trash_dir: Path, name: str) -> Path:
+    candidate = trash_dir / name
+    n = 1
+    while candidate.exists() or candidate.is_symlink():
+        candidate = trash_dir / f"{name}.{n}"
+        n += 1
+    return candidate
+
+
+def _move_to_trash(source: Path, seen: tuple[int, int, int], trash_dir: Path) -> Path | None:
+    """Move ``source`` into the trash unless it changed since it was merged; where it went, or None."""
+    if not _unchanged(source, seen):
+        return None
+    ensure_private_dir(trash_dir)
+    dest = _trash_name(trash_dir, source.name)
+    _fs.replace(source, dest)
+    return dest
+
+
+def _save_to_trash(trash_dir: Path, name: str, data: bytes, durable: bool) -> None:
+    ensure_private_dir(trash_dir)
+    fd = _fs.open(_trash_name(trash_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        _fs.write(fd, data)
+        if durable:
+            sync_file(fd)
+    finally:
+        os.close(fd)
