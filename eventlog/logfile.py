@@ -289,18 +289,26 @@ class LogFile:
         """
         data = encode_records([header])
         with self._locked():
-            fd = _fs.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+            try:
+                fd = _fs.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                raise self._write_error(exc, "could not create the log") from exc
             try:
                 os.fchmod(fd, FILE_MODE)
                 self._write_all(fd, data, 0)
-            except BaseException:
-                os.close(fd)
+                if self.durability == "fsync":
+                    sync_dir(self.path.parent)
+            except BaseException as exc:
+                # A log left behind after a failed create would make every retry fail with FileExistsError.
                 with contextlib.suppress(OSError):
                     os.unlink(self.path)
+                if isinstance(exc, OSError) and not isinstance(exc, LogWriteError):
+                    raise self._write_error(exc, "could not create the log") from exc
                 raise
-            os.close(fd)
-            if self.durability == "fsync":
-                sync_dir(self.path.parent)
+            finally:
+                os.close(fd)
             return self.state()
 
     def append(self, records: Sequence[Record]) -> LogState:
@@ -315,7 +323,7 @@ class LogFile:
         """
         data = encode_records(list(records))
         with self._locked():
-            fd = _open_log(self.path, os.O_RDWR | os.O_APPEND)
+            fd = self._open_for_append()
             try:
                 state = self._refresh(fd)
                 if state.torn_bytes:
@@ -330,7 +338,7 @@ class LogFile:
     def repair(self) -> LogState:
         """Repair a torn tail now (as the next append would) and return the new state."""
         with self._locked():
-            fd = _open_log(self.path, os.O_RDWR | os.O_APPEND)
+            fd = self._open_for_append()
             try:
                 state = self._refresh(fd)
                 if state.torn_bytes:
@@ -348,22 +356,42 @@ class LogFile:
                 raise StaleHead(self.path, record.parent, expected)
             expected = record.id
 
+    def _open_for_append(self) -> int:
+        try:
+            return _open_log(self.path, os.O_RDWR | os.O_APPEND)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise self._write_error(exc, "could not open the log for appending") from exc
+
+    def _write_error(self, exc: OSError, what: str) -> LogWriteError:
+        return LogWriteError(exc.errno, f"{self.path}: {what} ({exc.strerror or exc}); nothing was written")
+
     def _repair_torn_tail(self, fd: int, state: LogState) -> LogState:
-        """Cut off bytes after the last newline, keeping a copy in the trash first."""
+        """Cut off bytes after the last newline, keeping a copy in the trash first.
+
+        :raises LogWriteError: if the copy or the cut failed (the log is as it was, or cut after the copy).
+        """
         with os.fdopen(fd, "rb", closefd=False) as f:
             f.seek(state.size)
             fragment = f.read()
-        if self._trash_dir is not None and fragment:
-            self._trash_dir.mkdir(mode=0o700, exist_ok=True)
-            keep = self._trash_dir / f"{self.path.stem}.torn-{state.size}-{os.getpid()}.bin"
-            kfd = _fs.open(keep, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
-            try:
-                _fs.write(kfd, fragment)
-                sync_file(kfd)
-            finally:
-                os.close(kfd)
-        _fs.ftruncate(fd, state.size)
-        sync_file(fd)
+        try:
+            if self._trash_dir is not None and fragment:
+                self._trash_dir.mkdir(mode=0o700, exist_ok=True)
+                keep = self._trash_dir / f"{self.path.stem}.torn-{state.size}-{os.getpid()}.bin"
+                kfd = _fs.open(keep, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+                try:
+                    # A short write here would keep only part of the fragment the cut then destroys.
+                    view = memoryview(fragment)
+                    while view:
+                        view = view[_fs.write(kfd, view) :]
+                    sync_file(kfd)
+                finally:
+                    os.close(kfd)
+            _fs.ftruncate(fd, state.size)
+            sync_file(fd)
+        except OSError as exc:
+            raise self._write_error(exc, "could not repair the torn tail") from exc
         return self._refresh(fd)
 
     def _write_all(self, fd: int, data: bytes, good_size: int) -> None:
