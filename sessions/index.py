@@ -105,7 +105,11 @@ class SessionIndex:
         return entry.log.size - self._saved_sizes.get(session_id, 0)
 
     def save(self, *, durable: bool = True) -> bool:
-        """Write the index atomically; False if another process is saving it right now."""
+        """Write the index atomically; False if another process is saving it right now or the disk refused.
+
+        A failed save leaves the index dirty, to be saved later: it is only a cache,
+        and raising here would fail a call whose log write already succeeded.
+        """
         try:
             self._lock.acquire()
         except filelock.Timeout:
@@ -114,7 +118,10 @@ class SessionIndex:
             with self.mutex:
                 self.load()  # keep what another process saved since we last looked
                 data = _encoder.encode(_IndexFile(INDEX_FORMAT, self.entries))
-                atomic_write(self.path, data, durable=durable)
+                try:
+                    atomic_write(self.path, data, durable=durable)
+                except OSError:
+                    return False
                 st = os.lstat(self.path)
                 self._seen = (st.st_ino, st.st_size, st.st_mtime_ns)
                 self._saved_sizes = {sid: entry.log.size for sid, entry in self.entries.items()}
