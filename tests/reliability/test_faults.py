@@ -1,0 +1,157 @@
+"""Suite 2: I/O faults. Hypothesis picks which call of open/write/fsync/replace/ftruncate fails, and how.
+
+After each fault: the call raised a library error (``SessionsError``) naming
+the session; the log still loads with every event acknowledged before the
+fault; the index on disk is never ahead of the log; and a retry with the same
+manager writes the missing events exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventlog import read_log
+from sessions import (
+    ConversationEvent,
+    LocalSessionService,
+    SessionManager,
+    SessionsError,
+    SessionWriteError,
+    UnknownEvent,
+    UserMessage,
+)
+from sessions.index import _IndexFile
+
+from ._support import assert_chain_valid, event_contents
+from .faults import KINDS, OPS, Fault, Injector
+
+STEPS: Final = ("persist", "persist", "persist", "metadata", "list", "find", "close")
+TALLY: Final[Counter[str]] = Counter()
+
+fault_st = st.builds(Fault, op=st.sampled_from(OPS), nth=st.integers(1, 6), kind=st.sampled_from(KINDS))
+# A write or sync that fails and then a rollback that fails too: the batch may be partly on disk.
+failed_rollback_st = st.builds(
+    lambda first, rollback: [first, rollback],
+    st.builds(Fault, op=st.sampled_from(["write", "fsync"]), nth=st.integers(1, 4), kind=st.sampled_from(KINDS)),
+    st.builds(Fault, op=st.sampled_from(["ftruncate", "fsync"]), nth=st.integers(1, 4), kind=st.just("EIO")),
+)
+faults_st = st.one_of(st.lists(fault_st, min_size=1, max_size=3), failed_rollback_st)
+
+
+def index_not_ahead(root: Path) -> None:
+    """Every saved index entry covers no more of its log than the log holds."""
+    index = root / "index.json"
+    if not index.exists():
+        return
+    try:
+        saved = msgspec.json.decode(index.read_bytes(), type=_IndexFile)
+    except msgspec.DecodeError:
+        return  # a damaged index is ignored and rebuilt; it cannot mislead
+    for session_id, entry in saved.sessions.items():
+        log = root / "sessions" / f"{session_id}.jsonl"
+        complete = read_log(log).size
+        if entry.log.ino == os.stat(log).st_ino:
+            assert entry.log.size <= complete, f"index covers {entry.log.size} bytes, log has {complete}"
+
+
+def run_scenario(root: Path, durability: str, baseline: int, faults: list[Fault], steps: list[str]) -> None:
+    service = LocalSessionService.open(root, durability=durability)
+    manager = SessionManager.create_new(service, "/project", None)
+    events: list[ConversationEvent | UnknownEvent] = []
+    for _ in range(baseline):
+        events.append(UserMessage(f"e{len(events)}"))
+        manager.persist_events(events)
+    acked = len(events)
+    meta_acked: str | None = None
+    injector = Injector(faults)
+    with injector.armed():
+        for step in steps:
+            try:
+                if step == "persist":
+                    events.append(UserMessage(f"e{len(events)}"))
+                    events.append(UserMessage(f"e{len(events)}"))
+                    manager.persist_events(events)
+                    acked = len(events)
+                elif step == "metadata":
+                    value = f"v{len(events)}"
+                    manager.set_metadata("k", value)
+                    meta_acked = value
+                elif step == "list":
+                    service.list_sessions()
+                elif step == "find":
+                    service.find_resumable("/project", None, 3600)
+                else:
+                    service.close()
+            except SessionWriteError as exc:
+                assert manager.session_id in str(exc), str(exc)
+                TALLY["write errors raised"] += 1
+                if not getattr(exc.__cause__, "rolled_back", True):
+                    TALLY["not rolled back"] += 1
+            except SessionsError as exc:
+                pytest.fail(f"{step}: unexpected {type(exc).__name__}: {exc}")
+    TALLY["examples"] += 1
+    TALLY["faults injected"] += len(injector.injected)
+    for fault in injector.injected:
+        TALLY[f"{fault.op}/{fault.kind}"] += 1
+
+    index_not_ahead(root)
+    if acked or manager.persisted_count:
+        on_disk = event_contents(root, manager.session_id)
+        assert on_disk[:acked] == [f"e{i}" for i in range(acked)], "an acknowledged event was lost"
+        assert on_disk == [f"e{i}" for i in range(len(on_disk))], "events repeated or out of order"
+        if meta_acked is not None:
+            assert LocalSessionService.open(root).get_metadata(manager.session_id, "k") is not None
+
+    # The same manager, the disk healthy again: the retry writes what is missing, once.
+    events.append(UserMessage(f"e{len(events)}"))
+    manager.persist_events(events)
+    if meta_acked is not None or "metadata" in steps:
+        manager.set_metadata("k", "final")
+    service.close()
+    path = service.log_path(manager.session_id)
+    assert event_contents(root, manager.session_id) == [f"e{i}" for i in range(len(events))]
+    assert_chain_valid(path)
+    assert read_log(path).torn is None
+    fresh = LocalSessionService.open(root)
+    stored = fresh.get_session(manager.session_id)
+    assert stored is not None and stored.event_count == len(events)
+    if "metadata" in steps:
+        assert fresh.get_metadata(manager.session_id, "k") == "final"
+    assert [s.id for s in fresh.list_sessions()] == [manager.session_id]
+    index_not_ahead(root)
+
+
+def check(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        durability=st.sampled_from(["fsync", "flush"]),
+        baseline=st.integers(0, 2),
+        faults=faults_st,
+        steps=st.lists(st.sampled_from(STEPS), min_size=1, max_size=6),
+    )
+    def scenario(durability: str, baseline: int, faults: list[Fault], steps: list[str]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            run_scenario(Path(tmp), durability, baseline, faults, steps)
+
+    scenario()
+
+
+def test_faults_quick() -> None:
+    check(150)
+    assert TALLY["faults injected"] > 0
+
+
+@pytest.mark.stress
+def test_faults_stress() -> None:
+    TALLY.clear()
+    check(int(os.environ.get("RELIABILITY_FAULT_EXAMPLES", "5000")))
+    print(f"\nfaults: {dict(TALLY)}")
