@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Final, TypeAlias
 
 import msgspec
@@ -118,10 +119,25 @@ def serialize_event(event: EventBase) -> tuple[str, str]:
     """Return ``(event_type, event_data)``, the data as compact JSON text.
 
     :raises msgspec.EncodeError: if the event holds a value JSON cannot carry.
+    :raises ValueError: if a tool call's input holds ``inf`` or ``nan``.
     """
     if isinstance(event, UnknownEvent):
         return event.type, event.data
+    if isinstance(event, ToolCall):
+        _check_finite(event.input)
     return event.TYPE, _encoder.encode(event).decode()
+
+
+def _check_finite(value: Any) -> None:
+    # JSON has no inf or nan: msgspec would write null, and the event would come back changed.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"tool call input holds {value!r}, which JSON cannot carry")
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_finite(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_finite(item)
 
 
 def deserialize_event(event_type: str, event_data: str | bytes) -> ConversationEvent | UnknownEvent:

@@ -206,6 +206,9 @@ def test_unencodable_event_writes_nothing(service: LocalSessionService) -> None:
     with pytest.raises((TypeError, UnicodeEncodeError, msgspec.EncodeError, ValueError)):
         manager.persist_events([UserMessage("ok"), ToolCall("c", "n", {1j: 1})])
     assert len(service.load_events(manager.session_id)) == 1
+    with pytest.raises(ValueError, match="inf"):
+        manager.persist_events([UserMessage("ok"), ToolCall("c", "n", {"x": [1.0, float("inf")]})])
+    assert len(service.load_events(manager.session_id)) == 1
 
 
 def test_invalid_event_data_is_refused_before_writing(service: LocalSessionService) -> None:
