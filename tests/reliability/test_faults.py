@@ -155,3 +155,33 @@ def test_faults_stress() -> None:
     TALLY.clear()
     check(int(os.environ.get("RELIABILITY_FAULT_EXAMPLES", "5000")))
     print(f"\nfaults: {dict(TALLY)}")
+
+
+def test_torn_tail_copy_is_whole_after_a_short_write(tmp_path: Path) -> None:
+    """The fragment a repair cuts off is first kept whole, even if the disk writes it in pieces."""
+    service = LocalSessionService.open(tmp_path)
+    manager = SessionManager.create_new(service, "/p", None)
+    events: list[ConversationEvent | UnknownEvent] = [UserMessage("e0")]
+    manager.persist_events(events)
+    fragment = b'{"k":"event","id":"0192-torn","ts":"2026-01-01T00:00:00Z","da'
+    with open(service.log_path(manager.session_id), "ab") as f:
+        f.write(fragment)
+    events.append(UserMessage("e1"))
+    with Injector([Fault("write", 1, "short")]).armed() as injector:
+        manager.persist_events(events)
+    assert injector.injected == [Fault("write", 1, "short")]
+    kept = list((tmp_path / "trash").iterdir())
+    assert [k.read_bytes() for k in kept] == [fragment]
+    assert event_contents(tmp_path, manager.session_id) == ["e0", "e1"]
+
+
+def test_create_that_fails_at_the_directory_sync_can_be_retried(tmp_path: Path) -> None:
+    service = LocalSessionService.open(tmp_path, durability="fsync")
+    manager = SessionManager.create_new(service, "/p", None)
+    events: list[ConversationEvent | UnknownEvent] = [UserMessage("e0")]
+    # fsync #1 syncs the new log's header, #2 its directory entry.
+    with Injector([Fault("fsync", 2, "EIO")]).armed() as injector, pytest.raises(SessionWriteError) as raised:
+        manager.persist_events(events)
+    assert injector.injected and manager.session_id in str(raised.value)
+    manager.persist_events(events)
+    assert event_contents(tmp_path, manager.session_id) == ["e0"]
