@@ -12,6 +12,7 @@ See ``docs/FORMAT.md`` for the log format.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -456,6 +457,42 @@ class LocalSessionService:
     def set_metadata(self, session_id: str, key: str, value: str) -> None:
         """Store ``value`` under ``key`` (the newest write wins)."""
         self._append_fact(session_id, FACT_METADATA, _require_str(value, "value"), key=_require_str(key, "key"))
+
+    # -- maintenance ------------------------------------------------------------------
+
+    def session_ids(self) -> list[str]:
+        """The id of every session log in the store, sorted, archived ones included."""
+        return sorted(self._session_ids_on_disk())
+
+    def drop_index(self) -> None:
+        """Forget the index, on disk and in memory, so the next reads rebuild it from the logs."""
+        with self._index.mutex:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._index.path)
+            self._index.entries.clear()
+            self._index.dirty = True
+        with self._logs_mutex:
+            self._logs.clear()
+
+    def repair_torn_tail(self, session_id: str) -> int:
+        """Cut off a torn tail now, as the next append would; the bytes are saved to ``trash/`` first.
+
+        :returns: how many bytes were cut off (0 if the log ends with a complete line).
+        :raises SessionNotFound: if the session does not exist.
+        :raises SessionBusy: if a writer held the lock for longer than ``lock_timeout``.
+        """
+        log = self._log(session_id)
+        try:
+            torn = _translate(lambda: log.state().torn_bytes, session_id)
+            if not torn:
+                return 0
+            state = _translate(log.repair, session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+        with self._index.mutex:
+            entry = self._index.entries.get(session_id)
+        self._remember(session_id, state, entry)
+        return torn
 
     # -- checking ---------------------------------------------------------------------
 

@@ -1,0 +1,291 @@
+"""Store maintenance on a :class:`LocalSessionService`: id prefixes, reindex, doctor, export and import."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import stat
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+import msgspec
+
+from eventlog import FORMAT_VERSION, KIND_HEADER, decode_record, sync_dir, sync_file, verify_log
+from sessions.errors import SessionNotFound, SessionsError
+from sessions.events import deserialize_event
+from sessions.service import LocalSessionService, check_session_id
+
+__all__ = [
+    "DOCTOR_STEPS",
+    "EXPORT_FORMATS",
+    "AmbiguousSessionId",
+    "DoctorStep",
+    "ImportRefused",
+    "Track",
+    "doctor",
+    "export_session",
+    "import_session",
+    "reindex",
+    "resolve_session_id",
+]
+
+Track = Callable[[Sequence[str], str], Iterable[str]]
+"""Wraps the session ids a long operation walks through, to show progress: ``track(ids, description)``."""
+
+EXPORT_FORMATS: Final = ("jsonl", "json", "markdown")
+
+
+def _no_progress(ids: Sequence[str], description: str) -> Iterable[str]:
+    return ids
+
+
+class AmbiguousSessionId(SessionsError, ValueError):
+    """A session id prefix matches more than one session."""
+
+
+class ImportRefused(SessionsError, ValueError):
+    """A file given to :func:`import_session` is not a log that can be imported; nothing was written."""
+
+
+def resolve_session_id(service: LocalSessionService, prefix: str) -> str:
+    """The one session whose id starts with ``prefix`` (a whole id works too), as git resolves commits.
+
+    :raises SessionNotFound: if no session matches.
+    :raises AmbiguousSessionId: if several do.
+    """
+    wanted = prefix.strip().lower()
+    matches = [sid for sid in service.session_ids() if sid.startswith(wanted)] if wanted else []
+    if not matches:
+        raise SessionNotFound(f"no session {prefix!r} in {service.root}; `sessions list --all` shows the ids")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise AmbiguousSessionId(
+            f"session id prefix {prefix!r} matches {len(matches)} sessions ({shown}); give more characters"
+        )
+    return matches[0]
+
+
+# -- reindex and doctor -------------------------------------------------------------------
+
+
+def reindex(service: LocalSessionService, track: Track = _no_progress) -> tuple[int, list[str]]:
+    """Drop the index and rebuild it from every log.
+
+    :returns: how many sessions were indexed, and a line per log that could not be read (left untouched).
+    """
+    service.drop_index()
+    indexed = 0
+    problems: list[str] = []
+    for session_id in track(service.session_ids(), "Rebuilding index"):
+        try:
+            if service.get_session(session_id) is not None:
+                indexed += 1
+        except SessionsError as exc:
+            problems.append(f"{session_id}: {exc}")
+    service.close()
+    return indexed, problems
+
+
+class DoctorStep(NamedTuple):
+    """One step of ``doctor``: ``run(service, dry_run, track)`` returns a line per change (made or due)."""
+
+    name: str
+    run: Callable[[LocalSessionService, bool, Track], list[str]]
+
+
+def _merge_conflict_copies(service: LocalSessionService, dry_run: bool, track: Track) -> list[str]:
+    # sessions.sync (another issue) provides the merge; until it does there is nothing to merge here.
+    if importlib.util.find_spec("sessions.sync") is None:
+        return []
+    merge: Any = getattr(importlib.import_module("sessions.sync"), "merge_conflict_copies", None)
+    if merge is None:
+        return []
+    return [str(change) for change in merge(service, dry_run=dry_run)]
+
+
+def _repair_torn_tails(service: LocalSessionService, dry_run: bool, track: Track) -> list[str]:
+    changes = []
+    for session_id in track(service.session_ids(), "Checking for torn tails"):
+        try:
+            torn = _torn_bytes(service.log_path(session_id)) if dry_run else service.repair_torn_tail(session_id)
+        except (SessionsError, OSError) as exc:
+            changes.append(f"{session_id}: could not check the log, left as is: {exc}")
+            continue
+        if torn:
+            verb = "would cut" if dry_run else "cut"
+            changes.append(
+                f"{session_id}: {verb} a torn tail of {torn} bytes (an interrupted write), kept in {service.trash_dir}"
+            )
+    return changes
+
+
+def _rebuild_index(service: LocalSessionService, dry_run: bool, track: Track) -> list[str]:
+    if dry_run:
+        return [f"would rebuild {service.root / 'index.json'} from {len(service.session_ids())} session logs"]
+    indexed, problems = reindex(service, track)
+    return [f"rebuilt {service.root / 'index.json'} from {indexed} session logs", *problems]
+
+
+DOCTOR_STEPS: Final = (
+    DoctorStep("merge conflict copies", _merge_conflict_copies),
+    DoctorStep("repair torn tails", _repair_torn_tails),
+    DoctorStep("rebuild the index", _rebuild_index),
+)
+
+
+def doctor(
+    service: LocalSessionService, *, dry_run: bool = False, track: Track = _no_progress
+) -> list[tuple[str, list[str]]]:
+    """Run every :data:`DOCTOR_STEPS` step; with ``dry_run`` nothing is changed, only reported.
+
+    :returns: each step's name with the lines describing what it changed (or would change).
+    """
+    return [(step.name, step.run(service, dry_run, track)) for step in DOCTOR_STEPS]
+
+
+def _torn_bytes(path: Path) -> int:
+    """Bytes after the last newline of ``path``, read from the end without reading the whole log."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        pos = end
+        while pos > 0:
+            step = min(pos, 1 << 16)
+            pos -= step
+            f.seek(pos)
+            newline = f.read(step).rfind(b"\n")
+            if newline >= 0:
+                return end - (pos + newline + 1)
+        return end
+
+
+# -- export and import --------------------------------------------------------------------
+
+_pretty: Final = msgspec.json.Encoder()
+
+
+def export_session(service: LocalSessionService, session_id: str, fmt: str) -> bytes:
+    """The session as ``jsonl`` (the log byte for byte), ``json`` or ``markdown`` (both for people).
+
+    :raises SessionNotFound: if the session does not exist.
+    :raises ValueError: for an unknown format.
+    """
+    if fmt == "jsonl":
+        return _read_regular(service.log_path(session_id), session_id, service)
+    session = service.get_session(session_id)
+    if session is None:
+        raise SessionNotFound(f"no session {session_id} in {service.root}")
+    stored = service.load_events(session_id)
+    if fmt == "json":
+        document = {
+            "session": session,
+            "events": [
+                {
+                    "id": e.id,
+                    "parent_id": e.parent_id,
+                    "invocation_id": e.invocation_id,
+                    "type": e.event_type,
+                    "created_at": e.created_at,
+                    "data": msgspec.Raw(e.event_data.encode()),
+                }
+                for e in stored
+            ],
+        }
+        return msgspec.json.format(_pretty.encode(document), indent=2) + b"\n"
+    if fmt == "markdown":
+        from sessions._cli_render import markdown_transcript
+
+        timeline = [(e.created_at, deserialize_event(e.event_type, e.event_data)) for e in stored]
+        return markdown_transcript(session, timeline).encode()
+    raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+
+
+def _read_regular(path: Path, session_id: str, service: LocalSessionService) -> bytes:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise SessionNotFound(f"no session {session_id} in {service.root}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ImportRefused(f"{path} is not a regular file; it was not exported")
+    return path.read_bytes()
+
+
+def import_session(service: LocalSessionService, path: Path) -> str:
+    """Add the session log at ``path`` (as written by ``export --format jsonl``) to the store, byte for byte.
+
+    The whole file is checked before anything is written.
+
+    :returns: the imported session's id.
+    :raises ImportRefused: if the file is not a complete, undamaged session log, or its session already exists.
+    :raises OSError: if the file cannot be read.
+    """
+    data = path.read_bytes()
+    session_id = _check_importable(path, data)
+    target = service.log_path(session_id)
+    if os.path.lexists(target):
+        raise ImportRefused(
+            f"session {session_id} already exists in {service.root}; nothing was imported "
+            f"(`sessions show {session_id[:13]}` shows it)"
+        )
+    staging = service.sessions_dir / f".import-{session_id}-{os.getpid()}.tmp"
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+        if service.durability == "fsync":
+            sync_file(fd)
+        os.close(fd)
+        fd = -1
+        # link() refuses an existing name, so a session created meanwhile is never overwritten.
+        try:
+            os.link(staging, target)
+        except FileExistsError:
+            raise ImportRefused(
+                f"session {session_id} already exists in {service.root}; nothing was imported"
+            ) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        os.unlink(staging)
+    if service.durability == "fsync":
+        sync_dir(service.sessions_dir)
+    service.get_session(session_id)  # index it
+    service.close()
+    return session_id
+
+
+def _check_importable(path: Path, data: bytes) -> str:
+    if not data:
+        raise ImportRefused(f"{path} is empty; nothing was imported")
+    first = data.split(b"\n", 1)[0]
+    try:
+        header = decode_record(first)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ImportRefused(
+            f"{path} is not a session log (its first line is not a log record: {exc}); "
+            "import takes files written by `sessions export ID --format jsonl`"
+        ) from None
+    if header.k != KIND_HEADER:
+        raise ImportRefused(f"{path} does not start with a session header line; nothing was imported")
+    try:
+        session_id = check_session_id(header.id)
+    except ValueError:
+        raise ImportRefused(
+            f"{path}: the header's session id {header.id!r} is not a UUID; nothing was imported"
+        ) from None
+    if header.v is not None and header.v > FORMAT_VERSION:
+        raise ImportRefused(
+            f"{path} uses log format {header.v}, newer than this version understands ({FORMAT_VERSION}); "
+            "upgrade jsonl-sessions to import it"
+        )
+    report = verify_log(path)
+    if report.size != len(data):
+        raise ImportRefused(f"{path} changed while it was being read; nothing was imported, try again")
+    if report.damaged:
+        first_damage = report.damaged[0]
+        raise ImportRefused(
+            f"{path} has {len(report.damaged)} damaged line(s), the first at byte {first_damage.offset} "
+            f"({first_damage.detail}); nothing was imported"
+        )
+    return session_id
