@@ -39,7 +39,6 @@ from eventlog import (
     ensure_private_dir,
     new_id,
     order_events,
-    read_log,
     utcnow,
     verify_log,
 )
@@ -56,6 +55,8 @@ from sessions.errors import (
 from sessions.events import EVENT_TYPES, deserialize_event
 from sessions.index import IndexEntry, SessionIndex
 from sessions.models import StoredEvent, StoredSession, VerifyReport
+from sessions.sync import merge_before_append, read_with_conflict_copies, with_conflict_copies
+from sessions.tree import SessionTree, read_session_tree
 
 __all__ = ["LocalSessionService", "SessionService", "check_session_id"]
 
@@ -197,7 +198,8 @@ class LocalSessionService:
             state = _translate(lambda: log.state(known=entry.log if entry else None), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
-        return self._remember(session_id, state, entry)
+        # Conflict copies from a sync tool: the union is what every reader sees (sessions/sync.py).
+        return with_conflict_copies(self._remember(session_id, state, entry), log.path)
 
     def _remember(self, session_id: str, state: LogState, entry: IndexEntry | None) -> IndexEntry:
         with self._index.mutex:
@@ -228,8 +230,9 @@ class LocalSessionService:
             entry = entries.get(session_id)
             if entry is not None:
                 try:
-                    if entry.is_current(os.lstat(self.sessions_dir / f"{session_id}{LOG_SUFFIX}")):
-                        yield session_id, entry
+                    path = self.sessions_dir / f"{session_id}{LOG_SUFFIX}"
+                    if entry.is_current(os.lstat(path)):
+                        yield session_id, with_conflict_copies(entry, path)
                         continue
                 except FileNotFoundError:
                     continue
@@ -356,7 +359,7 @@ class LocalSessionService:
     def _read_events(self, session_id: str) -> list[Record]:
         path = self.log_path(session_id)
         try:
-            read = _translate(lambda: read_log(path), session_id)
+            read = _translate(lambda: read_with_conflict_copies(path), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
         if read.damaged or read.torn:
@@ -368,6 +371,17 @@ class LocalSessionService:
                 stacklevel=3,
             )
         return order_events([r for r in read.records if r.k == KIND_EVENT])
+
+    def load_tree(self, session_id: str) -> SessionTree:
+        """Every event of the session with every branch and the active head (``load_events`` is its active branch).
+
+        :raises SessionNotFound: if the session does not exist.
+        """
+        path = self.log_path(session_id)
+        try:
+            return _translate(lambda: read_session_tree(session_id, path), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
 
     def append_event(
         self,
@@ -411,6 +425,8 @@ class LocalSessionService:
 
     def _append(self, session_id: str, records: list[Record]) -> None:
         log = self._log(session_id)
+        # Fold in a sync tool's conflict copies first, so the batch continues the head readers saw.
+        merge_before_append(self, session_id)
         try:
             state = _translate(lambda: log.append(records), session_id)
         except FileNotFoundError:

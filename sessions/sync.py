@@ -1,0 +1,324 @@
+"""Stores carried between machines by Syncthing, Dropbox, git or rsync.
+
+When two machines change the same session log before the sync tool has
+carried one change over, the tool keeps both: the log, and a *conflict copy*
+beside it. A session with conflict copies loads as the union of all of them
+(see :mod:`eventlog.merge`): nothing is lost, and a conversation continued
+differently on each machine becomes two branches of one tree.
+
+:func:`merge_conflict_copies` makes that union permanent: it writes the merged
+log atomically, and only then moves the copies to ``ROOT/trash/``. The next
+append to a session does the same for that session, so a writer always
+continues the head every reader sees.
+
+Names recognised as copies of ``<id>.jsonl`` (anything else beside the logs,
+such as ``.syncthing.*.tmp``, ``~*.tmp``, ``.dropbox*``, rsync's ``.<name>.XXXXXX``
+and lock files, is ignored):
+
+- Syncthing: ``<id>.sync-conflict-YYYYMMDD-HHMMSS-DEVICE.jsonl`` (also nested);
+- Dropbox: ``<id> (HOST's conflicted copy YYYY-MM-DD).jsonl``, with an optional
+  `` (N)`` after it; Nextcloud's ``<id> (conflicted copy ...).jsonl`` too;
+- rsync ``--backup`` and ``cp --backup``: ``<id>.jsonl~``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import filelock
+
+from eventlog import KIND_EVENT, LogRead, UnsafeLogPath, atomic_write, build_tree, read_log
+from eventlog.durability import FILE_MODE
+from eventlog.logfile import read_bytes
+from eventlog.merge import LogChanged, MergedLog, merge_into, merge_logs, merged_state
+from sessions.errors import DamagedLogWarning, SessionBusy, SessionsError, UnsafeStorePath
+from sessions.index import IndexEntry
+
+if TYPE_CHECKING:
+    from sessions.service import LocalSessionService
+
+__all__ = [
+    "TEMPLATES",
+    "CopiesMerged",
+    "SyncMergeError",
+    "conflict_copies",
+    "conflict_copy_session",
+    "merge_before_append",
+    "merge_conflict_copies",
+    "merge_session_copies",
+    "read_with_conflict_copies",
+    "sync_template",
+    "with_conflict_copies",
+    "write_sync_templates",
+]
+
+_UUID: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_COPY_NAMES: Final = (
+    re.compile(rf"(?P<id>{_UUID})(?:\.sync-conflict-\d{{8}}-\d{{6}}-[A-Z2-7]{{7}})+\.jsonl"),
+    re.compile(rf"(?P<id>{_UUID}) \((?:[^()/]*'s )?conflicted copy[^()/]*\)(?: \(\d+\))?\.jsonl"),
+    re.compile(rf"(?P<id>{_UUID})\.jsonl~"),
+)
+
+_RACY_NS: Final = 2_000_000_000
+"""A listing is trusted only if the folder's mtime is older than this: a file
+added within the same mtime tick would not change it (git's "racily clean")."""
+
+
+class SyncMergeError(SessionsError):
+    """Conflict copies could not be merged now; nothing was lost, and they are still in place."""
+
+
+def conflict_copy_session(name: str) -> str | None:
+    """The session id whose log ``name`` is a conflict copy of, or None if it is not one."""
+    for pattern in _COPY_NAMES:
+        match = pattern.fullmatch(name)
+        if match is not None:
+            return match["id"]
+    return None
+
+
+class _Listing:
+    """The conflict copies in one folder, cached while the folder's mtime stays put."""
+
+    def __init__(self) -> None:
+        self.mtime_ns = -1
+        self.copies: dict[str, list[str]] = {}
+
+
+_listings: dict[Path, _Listing] = {}
+_listings_mutex = threading.Lock()
+
+
+def conflict_copies(sessions_dir: Path) -> dict[str, list[Path]]:
+    """Every conflict copy in ``sessions_dir``, by session id, each list sorted by name."""
+    try:
+        mtime_ns = os.stat(sessions_dir).st_mtime_ns
+    except FileNotFoundError:
+        return {}
+    with _listings_mutex:
+        listing = _listings.setdefault(sessions_dir, _Listing())
+        if listing.mtime_ns != mtime_ns:
+            found: dict[str, list[str]] = {}
+            for name in os.listdir(sessions_dir):
+                session_id = conflict_copy_session(name)
+                if session_id is not None:
+                    found.setdefault(session_id, []).append(name)
+            listing.copies = {sid: sorted(names) for sid, names in found.items()}
+            listing.mtime_ns = mtime_ns if time.time_ns() - mtime_ns > _RACY_NS else -1
+        copies = listing.copies
+    return {sid: [sessions_dir / name for name in names] for sid, names in copies.items()}
+
+
+def _copies_of(log_path: Path) -> list[Path]:
+    return conflict_copies(log_path.parent).get(log_path.stem, [])
+
+
+def _read_union(log_path: Path, copies: Sequence[Path]) -> tuple[LogRead, MergedLog]:
+    """The log and its copies merged; damage in a copy is reported with the copy's name.
+
+    Each file is read twice (tolerantly for the report, raw for the merge):
+    copies are rare and short-lived, so clarity wins over the second read.
+    """
+    main = read_log(log_path)
+    bufs = [read_bytes(log_path, 0)]
+    for copy in copies:
+        try:
+            read = read_log(copy)
+            bufs.append(read_bytes(copy, 0))
+        except FileNotFoundError:
+            continue  # merged and moved to the trash meanwhile: its lines are in the log now
+        except UnsafeLogPath as exc:
+            warnings.warn(f"{exc}; conflict copy skipped", DamagedLogWarning, stacklevel=4)
+            continue
+        if read.damaged or read.torn:
+            warnings.warn(
+                f"{copy}: conflict copy has {len(read.damaged) + bool(read.torn)} damaged line(s); "
+                "they were skipped, not deleted",
+                DamagedLogWarning,
+                stacklevel=4,
+            )
+    merged = merge_logs(bufs)
+    return LogRead(records=merged.records, damaged=main.damaged, torn=main.torn, size=main.size), merged
+
+
+def read_with_conflict_copies(log_path: Path) -> LogRead:
+    """Read a session log, merged with its conflict copies if it has any.
+
+    With copies, ``records`` holds the union's records in merge order (every
+    machine reads the same); ``damaged``, ``torn`` and ``size`` describe the log itself.
+
+    :raises FileNotFoundError: if there is no log.
+    :raises UnsafeLogPath: if the log is a symlink or not a regular file.
+    """
+    copies = _copies_of(log_path)
+    if not copies:
+        return read_log(log_path)
+    return _read_union(log_path, copies)[0]
+
+
+def with_conflict_copies(entry: IndexEntry, log_path: Path) -> IndexEntry:
+    """The index entry of a session, summarizing the union if it has conflict copies.
+
+    The union's summary is never cached: it covers no single file, and the
+    copies are gone after the next merge.
+    """
+    copies = _copies_of(log_path)
+    if not copies:
+        return entry
+    try:
+        _, merged = _read_union(log_path, copies)
+    except FileNotFoundError:
+        return entry
+    return IndexEntry(
+        directory=entry.directory, git_root=entry.git_root, created_at=entry.created_at, log=merged_state(merged)
+    )
+
+
+@dataclass(frozen=True)
+class CopiesMerged:
+    """What merging one session's conflict copies found and did."""
+
+    session_id: str
+    copies: list[Path]
+    added_events: int
+    """Events in the copies that the log did not have."""
+    heads: list[str]
+    """Branch tips of the merged log, the active head first; more than one means it forked."""
+    written: bool
+    """Whether the log was rewritten (False on a dry run, or if it already held everything)."""
+    trashed: list[Path]
+    """Where the copies went in ``ROOT/trash/``."""
+    kept: list[Path]
+    """Copies left in place because they changed during the merge, or because of ``error``."""
+    error: str | None = None
+
+    @property
+    def forked(self) -> bool:
+        return len(self.heads) > 1
+
+
+def merge_session_copies(
+    service: LocalSessionService, session_id: str, *, dry_run: bool = False
+) -> CopiesMerged | None:
+    """Merge one session's conflict copies into its log (see :func:`eventlog.merge.merge_into`).
+
+    :returns: what was done, or None if the session has no conflict copies.
+    :raises SessionBusy: if a writer held the session's lock for longer than ``lock_timeout``.
+    :raises SyncMergeError: if the log kept changing under a sync tool; try again later.
+    :raises UnsafeStorePath: if the log or a copy is a symlink or not a regular file.
+    """
+    log_path = service.log_path(session_id)
+    copies = _copies_of(log_path)
+    if not copies:
+        return None
+    lock = filelock.FileLock(service.locks_dir / f"{session_id}.lock", timeout=service.lock_timeout, mode=FILE_MODE)
+    try:
+        # A dry run changes nothing, so it need not wait for writers.
+        with lock if not dry_run else _no_lock():
+            before = _event_ids(log_path)
+            outcome = merge_into(
+                log_path,
+                copies,
+                trash_dir=service.trash_dir,
+                durable=service.durability == "fsync",
+                dry_run=dry_run,
+            )
+    except filelock.Timeout as exc:
+        raise SessionBusy(
+            f"session {session_id} is busy (another process is appending); its conflict copies were not merged, "
+            "try again"
+        ) from exc
+    except LogChanged as exc:
+        raise SyncMergeError(f"session {session_id}: {exc}") from exc
+    except UnsafeLogPath as exc:
+        raise UnsafeStorePath(f"session {session_id}: {exc}") from exc
+    events = outcome.merged.events
+    return CopiesMerged(
+        session_id=session_id,
+        copies=copies,
+        added_events=len({r.id for r in events} - before),
+        heads=build_tree(events).heads,
+        written=outcome.written and not dry_run,
+        trashed=outcome.trashed,
+        kept=outcome.kept,
+    )
+
+
+def merge_conflict_copies(service: LocalSessionService, *, dry_run: bool) -> list[CopiesMerged]:
+    """Merge every session's conflict copies into its log, then move the copies to ``ROOT/trash/``.
+
+    Each merged log is written atomically before any of its copies is moved,
+    so a crash at any point loses nothing; running it again finishes the job.
+    A session that cannot be merged now (busy, or a sync tool kept replacing
+    it) is reported with ``error`` set, and its copies stay in place.
+
+    :param dry_run: report what would be merged, change nothing.
+    """
+    results: list[CopiesMerged] = []
+    for session_id, copies in sorted(conflict_copies(service.sessions_dir).items()):
+        try:
+            result = merge_session_copies(service, session_id, dry_run=dry_run)
+        except (SessionBusy, SyncMergeError, UnsafeStorePath) as exc:
+            results.append(CopiesMerged(session_id, copies, 0, [], False, [], copies, error=str(exc)))
+            continue
+        if result is not None:
+            results.append(result)
+    return results
+
+
+def merge_before_append(service: LocalSessionService, session_id: str) -> None:
+    """Merge a session's conflict copies, if it has any, so an append continues the head readers see."""
+    if _copies_of(service.log_path(session_id)):
+        merge_session_copies(service, session_id)
+
+
+def _event_ids(log_path: Path) -> set[str]:
+    try:
+        return {r.id for r in read_log(log_path).records if r.k == KIND_EVENT}
+    except FileNotFoundError:
+        return set()
+
+
+@contextlib.contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
+
+
+TEMPLATES: Final = {".gitattributes": "gitattributes", ".gitignore": "gitignore", ".stignore": "stignore"}
+"""Sync templates: the name in a store root, and the file under ``sessions/templates/``."""
+
+
+def sync_template(name: str) -> str:
+    """The text of one template of :data:`TEMPLATES` (by its name in a store, e.g. ``".stignore"``).
+
+    :raises KeyError: for a name that is not a template.
+    """
+    return resources.files("sessions").joinpath("templates", TEMPLATES[name]).read_text(encoding="utf-8")
+
+
+def write_sync_templates(root: Path, *, overwrite: bool = False) -> list[Path]:
+    """Write the sync templates into the store at ``root``: ``.gitattributes``, ``.gitignore``, ``.stignore``.
+
+    A file that exists already is left alone unless ``overwrite`` (it may hold
+    the user's own rules); see ``docs/SYNC.md`` for what each needs.
+
+    :returns: the files written.
+    """
+    written = []
+    for name in TEMPLATES:
+        path = root / name
+        if path.exists() and not overwrite:
+            continue
+        atomic_write(path, sync_template(name).encode())
+        written.append(path)
+    return written

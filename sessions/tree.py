@@ -1,0 +1,97 @@
+"""A session's whole event tree: every branch, not only the active one.
+
+A session forks when two machines (or two processes that both resumed it)
+continued it differently and the copies were merged. ``load_events`` and
+resume follow the active branch; :class:`SessionTree` shows all of them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from eventlog import KIND_EVENT, Record, build_tree
+from sessions.errors import DamagedLogWarning
+from sessions.models import StoredEvent
+from sessions.sync import read_with_conflict_copies
+
+__all__ = ["SessionTree", "read_session_tree"]
+
+
+@dataclass(frozen=True)
+class SessionTree:
+    """Every event of a session arranged by parent links (see :mod:`eventlog.chain`)."""
+
+    session_id: str
+    events: list[StoredEvent]
+    """Each event once, parents before children."""
+    parent_of: dict[str, str | None]
+    """The parent each event hangs from (an event whose parent is missing hangs from the one before it)."""
+    heads: list[str]
+    """Branch tips: the active head first (deepest, ties to the larger id), then the others."""
+    gaps: list[str]
+    """Events whose stated parent is not in the log (a damaged line took it)."""
+
+    @property
+    def active_head(self) -> str | None:
+        return self.heads[0] if self.heads else None
+
+    @property
+    def forked(self) -> bool:
+        return len(self.heads) > 1
+
+    def branch(self, head: str | None = None) -> list[StoredEvent]:
+        """The events from the root to ``head`` (the active head by default), oldest first.
+
+        :raises KeyError: if ``head`` is not an event of this session.
+        """
+        by_id = {event.id: event for event in self.events}
+        tip = head if head is not None else self.active_head
+        path: list[StoredEvent] = []
+        while tip is not None:
+            path.append(by_id[tip])
+            tip = self.parent_of[tip]
+        path.reverse()
+        return path
+
+    def branches(self) -> list[list[StoredEvent]]:
+        """Every branch from the root to a tip, the active branch first."""
+        return [self.branch(head) for head in self.heads]
+
+
+def read_session_tree(session_id: str, log_path: Path) -> SessionTree:
+    """Read a session's tree from its log (merged with any conflict copies beside it).
+
+    Damaged lines are skipped with a :class:`DamagedLogWarning`.
+
+    :raises FileNotFoundError: if there is no log.
+    :raises UnsafeLogPath: if the log is a symlink or not a regular file.
+    """
+    read = read_with_conflict_copies(log_path)
+    if read.damaged or read.torn:
+        warnings.warn(
+            f"{log_path}: skipped {len(read.damaged) + bool(read.torn)} damaged line(s); nothing was deleted",
+            DamagedLogWarning,
+            stacklevel=3,
+        )
+    tree = build_tree([r for r in read.records if r.k == KIND_EVENT])
+    return SessionTree(
+        session_id=session_id,
+        events=[_stored(session_id, r) for r in tree.events],
+        parent_of=dict(tree.parent_of),
+        heads=list(tree.heads),
+        gaps=[r.id for r in tree.gaps],
+    )
+
+
+def _stored(session_id: str, record: Record) -> StoredEvent:
+    return StoredEvent(
+        id=record.id,
+        session_id=session_id,
+        parent_id=record.parent,
+        invocation_id=record.inv or "",
+        event_type=record.type or "",
+        event_data=bytes(record.data).decode(),
+        created_at=record.ts,
+    )
