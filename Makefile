@@ -29,3 +29,18 @@ stress: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Benchmarks against the peers (docs/BENCHMARKS.md). `bench` needs the optional
+# `bench` extra (eventsourcing, pyinstrument); `bench-quick` is a smoke run whose
+# timings are not meant to be judged.
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) benchmarks/run.py --json benchmarks/results/latest.json
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) benchmarks/run.py --quick --json benchmarks/results/quick.json

@@ -1,0 +1,53 @@
+"""What every peer offers the harness: a store to persist into, resume from, and search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sessions import ConversationEvent
+
+__all__ = ["Peer", "Persist", "SessionSpec", "Store"]
+
+Persist = Callable[[list[ConversationEvent]], Callable[[], None]]
+"""Given the next turn, return the call that persists it (only that call is timed)."""
+
+
+@dataclass
+class SessionSpec:
+    """One session of a populated store, identical for every peer."""
+
+    id: str
+    directory: str
+    git_root: str | None
+    events: list[ConversationEvent]
+    metadata: dict[str, str] = field(default_factory=dict)
+    archived: bool = False
+
+
+class Store(Protocol):
+    """A populated store of many sessions."""
+
+    def find_resumable(self, directory: str, git_root: str | None, max_age_secs: float) -> str | None: ...
+    def list_sessions(self) -> int: ...
+    def verify_all(self) -> int: ...
+    def reindex(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Peer(Protocol):
+    """One way of storing sessions.
+
+    A method a peer cannot offer (eventsourcing has no query by directory)
+    raises :class:`NotImplementedError` with the reason.
+    """
+
+    name: str
+    description: str
+
+    def persister(self, root: Path, durability: str) -> Persist: ...
+    def resumer(self, root: Path, events: list[ConversationEvent]) -> Callable[[], list[Any]]: ...
+    def populate(self, root: Path, specs: list[SessionSpec]) -> None: ...
+    def open_store(self, root: Path) -> Store: ...

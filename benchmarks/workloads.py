@@ -1,0 +1,151 @@
+"""The events and stores every peer is measured on, generated the same way for each.
+
+A turn is what an agent writes after one user prompt: the prompt, a few
+hundred bytes of assistant text, tool calls with JSON input and tool results of
+a few KB. After each turn the application also rewrites two metadata blobs of a
+few KB (a file-read tracker and an edit-permission cache), as the reference does.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+
+from sessions import ConversationEvent, Text, ToolCall, ToolResult, UserMessage, serialize_event
+
+__all__ = ["Sizes", "Workload", "events_for", "metadata_blobs", "turn"]
+
+_WORDS: Final = [
+    "the",
+    "session",
+    "file",
+    "test",
+    "error",
+    "import",
+    "function",
+    "return",
+    "value",
+    "config",
+    "build",
+    "append",
+    "log",
+    "fix",
+    "path",
+    "line",
+]
+_TOOLS: Final = ["read_file", "edit_file", "run_shell", "grep", "list_dir"]
+
+
+def _prose(rng: random.Random, size: int) -> str:
+    words: list[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(_WORDS)
+        words.append(word)
+        length += len(word) + 1
+    return " ".join(words)
+
+
+def _code(rng: random.Random, size: int) -> str:
+    lines: list[str] = []
+    length = 0
+    while length < size:
+        indent = " " * (4 * rng.randrange(3))
+        line = indent + "".join(rng.choices(string.ascii_lowercase + "_() =.,", k=rng.randrange(20, 70)))
+        lines.append(line)
+        length += len(line) + 1
+    return "\n".join(lines)
+
+
+def turn(rng: random.Random, events: int) -> list[ConversationEvent]:
+    """One turn of ``events`` events: a prompt, then text and tool call/result pairs.
+
+    A 1-event turn is a single assistant text.
+    """
+    if events == 1:
+        return [Text(_prose(rng, rng.randrange(200, 600)))]
+    out: list[ConversationEvent] = [UserMessage(_prose(rng, rng.randrange(60, 300)))]
+    out.append(Text(_prose(rng, rng.randrange(200, 600))))
+    call = 0
+    while len(out) + 2 <= events:
+        call += 1
+        tool_id = f"toolu_{rng.getrandbits(64):016x}"
+        tool = rng.choice(_TOOLS)
+        tool_input = {"path": f"src/pkg/module_{rng.randrange(100)}.py", "limit": rng.randrange(50, 500)}
+        if tool == "edit_file":
+            tool_input["old"] = _code(rng, 120)
+            tool_input["new"] = _code(rng, 160)
+        out.append(ToolCall(tool_id, tool, tool_input))
+        content = _code(rng, rng.randrange(1000, 5000))
+        out.append(ToolResult(tool_id, content, is_error=rng.random() < 0.05, content_length=len(content)))
+    while len(out) < events:
+        out.append(Text(_prose(rng, rng.randrange(200, 600))))
+    return out
+
+
+def events_for(count: int, seed: int = 5) -> list[ConversationEvent]:
+    """A conversation of ``count`` events made of 10-event turns."""
+    rng = random.Random(seed)
+    out: list[ConversationEvent] = []
+    while len(out) < count:
+        out.extend(turn(rng, min(10, count - len(out))))
+    return out
+
+
+def metadata_blobs(rng: random.Random) -> dict[str, str]:
+    """The two JSON blobs the reference rewrites after every turn."""
+    tracker = {
+        f"src/pkg/module_{i}.py": {"mtime": rng.randrange(1 << 31), "lines": rng.randrange(900)} for i in range(40)
+    }
+    permissions = {"allowed": [f"src/pkg/module_{i}.py" for i in range(60)], "mode": "ask"}
+    return {
+        "file_read_tracker": msgspec.json.encode(tracker).decode(),
+        "edit_permissions": msgspec.json.encode(permissions).decode(),
+    }
+
+
+def payload_bytes(events: list[ConversationEvent]) -> int:
+    """Bytes of the events' JSON payloads, for reporting sizes."""
+    return sum(len(serialize_event(e)[1]) for e in events)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each workload is; ``--quick`` shrinks them all."""
+
+    resume_events: tuple[int, ...] = (1_000, 10_000, 100_000)
+    store_sessions: tuple[int, ...] = (1_000, 10_000)
+    verify_sessions: int = 10_000
+    persist_reps: int = 60
+    resume_reps: int = 7
+    store_reps: int = 7
+    cold_reps: int = 5
+    session_events: int = 4
+    """Events in each session of the store-wide workloads (find, list, verify)."""
+    directories: int = 100
+    """Distinct project directories the stored sessions are spread over."""
+
+
+FULL: Final = Sizes()
+QUICK: Final = Sizes(
+    resume_events=(200, 1_000),
+    store_sessions=(50, 200),
+    verify_sessions=200,
+    persist_reps=8,
+    resume_reps=3,
+    store_reps=3,
+    cold_reps=2,
+    directories=10,
+)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One named measurement and the size it runs at."""
+
+    name: str
+    size: int
