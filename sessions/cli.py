@@ -212,7 +212,7 @@ def _chat(args: argparse.Namespace, root: Path) -> int:
         chat.run(stream_lines() if scripted else input_lines("you> "))
     except KeyboardInterrupt:
         # Every finished turn is already on disk; only the line being typed is dropped.
-        console.print()
+        console.print("\nInterrupted: every finished turn is saved.")
         chat.finish()
     return EXIT_OK
 
