@@ -19,6 +19,7 @@ from eventlog.record import (
     new_id,
     utcnow,
 )
+from eventlog.stream import LinearEvents, stream_linear_events
 from eventlog.verify import Finding, LogReport, verify_log
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "FactRef",
     "Finding",
     "Head",
+    "LinearEvents",
     "LogBusy",
     "LogFile",
     "LogRead",
@@ -52,6 +54,7 @@ __all__ = [
     "new_id",
     "order_events",
     "read_log",
+    "stream_linear_events",
     "sync_dir",
     "sync_file",
     "utcnow",

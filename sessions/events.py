@@ -140,13 +140,16 @@ def _check_finite(value: Any) -> None:
             _check_finite(item)
 
 
-def deserialize_event(event_type: str, event_data: str | bytes) -> ConversationEvent | UnknownEvent:
-    """Type one stored event. Never raises for content: what cannot be typed is an :class:`UnknownEvent`."""
+def deserialize_event(event_type: str, event_data: str | bytes | msgspec.Raw) -> ConversationEvent | UnknownEvent:
+    """Type one stored event. Never raises for content: what cannot be typed is an :class:`UnknownEvent`.
+
+    :param event_data: the JSON text, or its bytes (a log record's raw ``data`` is decoded without a copy).
+    """
     decoder = _decoders.get(event_type)
     if decoder is not None:
         try:
             return decoder.decode(event_data)  # type: ignore[return-value]
         except (msgspec.DecodeError, RecursionError):
             pass
-    text = event_data if isinstance(event_data, str) else event_data.decode("utf-8", "replace")
+    text = event_data if isinstance(event_data, str) else bytes(event_data).decode("utf-8", "replace")
     return UnknownEvent(event_type, text)

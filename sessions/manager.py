@@ -10,7 +10,7 @@ from eventlog import new_id, utcnow
 from sessions.errors import SessionHistoryMismatch, SessionWriteError
 from sessions.events import ConversationEvent, EventBase, UnknownEvent, deserialize_event, serialize_event
 from sessions.models import StoredEvent, StoredSession
-from sessions.service import SessionService
+from sessions.service import LocalSessionService, SessionService
 
 __all__ = ["Resumed", "SessionManager"]
 
@@ -63,13 +63,18 @@ class SessionManager:
     @classmethod
     def resume(cls, service: SessionService, stored: StoredSession) -> Resumed:
         """Load a stored session and return a manager that continues it."""
-        stored_events = service.load_events(stored.id)
-        events = [deserialize_event(e.event_type, e.event_data) for e in stored_events]
+        if isinstance(service, LocalSessionService):
+            # One pass over the log instead of StoredEvents typed a second time (docs/BENCHMARKS.md).
+            events, head_id, last_event_at = service.load_conversation(stored.id)
+        else:
+            stored_events = service.load_events(stored.id)
+            events = [deserialize_event(e.event_type, e.event_data) for e in stored_events]
+            head_id = stored_events[-1].id if stored_events else None
+            last_event_at = stored_events[-1].created_at if stored_events else None
         manager = cls(service, stored.id, directory=stored.directory, git_root=stored.git_root, created=True)
         manager._persisted_count = len(events)
         manager._last_persisted = events[-1] if events else None
-        manager._head_id = stored_events[-1].id if stored_events else None
-        last_event_at = stored_events[-1].created_at if stored_events else None
+        manager._head_id = head_id
         return Resumed(manager, events, stored.server_session_id, last_event_at, manager._invocation_id)
 
     @property

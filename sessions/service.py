@@ -20,7 +20,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, Final, NamedTuple, Protocol, Self, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -39,6 +39,7 @@ from eventlog import (
     ensure_private_dir,
     new_id,
     order_events,
+    stream_linear_events,
     utcnow,
     verify_log,
 )
@@ -52,13 +53,13 @@ from sessions.errors import (
     SessionWriteError,
     UnsafeStorePath,
 )
-from sessions.events import EVENT_TYPES, deserialize_event
+from sessions.events import EVENT_TYPES, ConversationEvent, UnknownEvent, deserialize_event
 from sessions.index import IndexEntry, SessionIndex
 from sessions.models import StoredEvent, StoredSession, VerifyReport
-from sessions.sync import merge_before_append, read_with_conflict_copies, with_conflict_copies
+from sessions.sync import conflict_copies, merge_before_append, read_with_conflict_copies, with_conflict_copies
 from sessions.tree import SessionTree, read_session_tree
 
-__all__ = ["LocalSessionService", "SessionService", "check_session_id"]
+__all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
 
 LOG_SUFFIX: Final = ".jsonl"
 FACT_SERVER_SESSION: Final = "server_session_id"
@@ -356,6 +357,27 @@ class LocalSessionService:
             for r in records
         ]
 
+    def load_conversation(self, session_id: str) -> Conversation:
+        """The session's events, typed, with the last one's id and time: what a resume needs.
+
+        Same answer as :meth:`load_events` typed with :func:`deserialize_event`, in
+        one pass: a clean, linear log without conflict copies (the common case)
+        is streamed and typed a chunk at a time, so the raw file is never held
+        whole; any other log goes the tolerant way of :meth:`load_events`.
+        """
+        path = self.log_path(session_id)
+        if not conflict_copies(self.sessions_dir).get(session_id):
+            try:
+                linear = _translate(lambda: stream_linear_events(path, _typed_event), session_id)
+            except FileNotFoundError:
+                raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+            if linear is not None:
+                head = linear.head
+                return Conversation(linear.events, head.id if head else None, head.ts if head else None)
+        stored = self.load_events(session_id)
+        events = [deserialize_event(e.event_type, e.event_data) for e in stored]
+        return Conversation(events, stored[-1].id if stored else None, stored[-1].created_at if stored else None)
+
     def _read_events(self, session_id: str) -> list[Record]:
         path = self.log_path(session_id)
         try:
@@ -533,6 +555,18 @@ class LocalSessionService:
             findings=report.findings,
             unknown_types=unknown,
         )
+
+
+class Conversation(NamedTuple):
+    """What :meth:`LocalSessionService.load_conversation` returns."""
+
+    events: list[ConversationEvent | UnknownEvent]
+    head_id: str | None
+    last_event_at: dt.datetime | None
+
+
+def _typed_event(record: Record) -> ConversationEvent | UnknownEvent:
+    return deserialize_event(record.type or "", record.data)
 
 
 def _check_event(record: Record) -> tuple[str, str] | None:

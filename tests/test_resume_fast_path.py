@@ -1,0 +1,190 @@
+"""The one-pass resume (``load_conversation``) answers exactly as ``load_events`` typed one by one.
+
+The fast path streams clean, linear logs a chunk at a time; every other log
+must fall back to the tolerant reader, with the same events and warnings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+
+import msgspec
+import pytest
+
+import eventlog.stream
+from eventlog import KIND_EVENT, Record, encode_records, new_id, stream_linear_events
+from sessions import (
+    DamagedLogWarning,
+    LocalSessionService,
+    SessionManager,
+    SessionNotFound,
+    Text,
+    ToolCall,
+    ToolResult,
+    UnknownEvent,
+    UserMessage,
+    deserialize_event,
+)
+from sessions.events import ConversationEvent
+
+
+def _conversation(n: int) -> list[ConversationEvent]:
+    events: list[ConversationEvent] = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            events.append(UserMessage(f"question {i} " + "é" * (i % 7)))
+        elif kind == 1:
+            events.append(Text(f"answer {i}\n" * (1 + i % 5)))
+        elif kind == 2:
+            events.append(ToolCall(f"t{i}", "read_file", {"path": f"f{i}.py", "n": [i, None, True]}))
+        else:
+            events.append(ToolResult(f"t{i - 1}", "x" * (i * 37 % 3000), is_error=i % 2 == 0))
+    return events
+
+
+def _typed_load_events(service: LocalSessionService, session_id: str) -> tuple[list[object], str | None, object]:
+    stored = service.load_events(session_id)
+    events: list[object] = [deserialize_event(e.event_type, e.event_data) for e in stored]
+    return events, stored[-1].id if stored else None, stored[-1].created_at if stored else None
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> LocalSessionService:
+    return LocalSessionService.open(tmp_path / "store", durability="flush")
+
+
+def _session(service: LocalSessionService, events: list[ConversationEvent]) -> str:
+    manager = SessionManager.create_new(service, "/p", None)
+    for end in range(0, len(events) + 7, 7):
+        manager.persist_events(events[:end])
+    manager.set_metadata("tracker", "{}")
+    return manager.session_id
+
+
+@pytest.mark.parametrize("chunk", [64, 1000, 1 << 18])
+def test_linear_log_matches_load_events_across_chunk_sizes(
+    service: LocalSessionService, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    events = _conversation(60)
+    session_id = _session(service, events)
+    # Chunks smaller than one line, and lines straddling chunk ends, must not change the answer.
+    monkeypatch.setattr(eventlog.stream, "CHUNK_BYTES", chunk)
+    conversation = service.load_conversation(session_id)
+    assert conversation.events == events
+    expected = _typed_load_events(service, session_id)
+    assert (conversation.events, conversation.head_id, conversation.last_event_at) == expected
+    assert stream_linear_events(service.log_path(session_id), lambda r: r.id) is not None
+
+
+def test_empty_session_has_no_head(service: LocalSessionService) -> None:
+    session_id = new_id()
+    service.create_session(session_id, "/p", None)
+    assert tuple(service.load_conversation(session_id)) == ([], None, None)
+
+
+def test_missing_session_raises_not_found(service: LocalSessionService) -> None:
+    with pytest.raises(SessionNotFound):
+        service.load_conversation(new_id())
+
+
+def _append_raw(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def test_unknown_type_and_bad_payload_stay_unknown_events(service: LocalSessionService) -> None:
+    session_id = _session(service, _conversation(3))
+    head = service.get_session(session_id)
+    assert head is not None and head.head_id is not None
+    newer = Record(
+        k=KIND_EVENT,
+        id=new_id(),
+        ts=dt.datetime.now(dt.UTC),
+        parent=head.head_id,
+        type="hologram",
+        data=msgspec.Raw(b'{"beam":1}'),
+    )
+    bad = Record(
+        k=KIND_EVENT,
+        id=new_id(),
+        ts=dt.datetime.now(dt.UTC),
+        parent=newer.id,
+        type="text",
+        data=msgspec.Raw(b'{"content":5}'),
+    )
+    _append_raw(service.log_path(session_id), encode_records([newer, bad]))
+    conversation = service.load_conversation(session_id)
+    assert conversation.events[-2:] == [UnknownEvent("hologram", '{"beam":1}'), UnknownEvent("text", '{"content":5}')]
+    assert (conversation.events, conversation.head_id, conversation.last_event_at) == _typed_load_events(
+        service, session_id
+    )
+
+
+def test_damaged_line_falls_back_with_a_warning(service: LocalSessionService) -> None:
+    events = _conversation(10)
+    session_id = _session(service, events)
+    path = service.log_path(session_id)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([*lines[:4], b'{"k":"event", broken\n', *lines[4:]]))
+    assert stream_linear_events(path, lambda r: r) is None
+    with pytest.warns(DamagedLogWarning, match=session_id):
+        conversation = service.load_conversation(session_id)
+    assert conversation.events == events
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedLogWarning)
+        assert (conversation.events, conversation.head_id, conversation.last_event_at) == _typed_load_events(
+            service, session_id
+        )
+
+
+def test_torn_tail_falls_back_with_a_warning(service: LocalSessionService) -> None:
+    events = _conversation(9)
+    session_id = _session(service, events)
+    _append_raw(service.log_path(session_id), b'{"k":"event","id":"cut sho')
+    assert stream_linear_events(service.log_path(session_id), lambda r: r) is None
+    with pytest.warns(DamagedLogWarning):
+        assert service.load_conversation(session_id).events == events
+
+
+def test_fork_falls_back_to_the_active_branch(service: LocalSessionService) -> None:
+    events = _conversation(6)
+    session_id = _session(service, events)
+    stored = service.load_events(session_id)
+    # Two children of the third event: the deeper branch is the active one.
+    branch = [stored[2].id]
+    records = []
+    for i in range(5):
+        record = Record(
+            k=KIND_EVENT,
+            id=new_id(),
+            ts=dt.datetime.now(dt.UTC),
+            parent=branch[-1],
+            type="text",
+            data=msgspec.Raw(msgspec.json.encode(Text(f"other {i}"))),
+        )
+        branch.append(record.id)
+        records.append(record)
+    _append_raw(service.log_path(session_id), encode_records(records))
+    assert stream_linear_events(service.log_path(session_id), lambda r: r) is None
+    conversation = service.load_conversation(session_id)
+    assert conversation.events == [*events[:3], *(Text(f"other {i}") for i in range(5))]
+    assert conversation.head_id == branch[-1]
+    assert (conversation.events, conversation.head_id, conversation.last_event_at) == _typed_load_events(
+        service, session_id
+    )
+
+
+def test_resume_uses_it_and_can_continue(service: LocalSessionService) -> None:
+    events = _conversation(25)
+    session_id = _session(service, events)
+    stored = service.get_session(session_id)
+    assert stored is not None
+    resumed = SessionManager.resume(service, stored)
+    assert resumed.events == events
+    assert resumed.manager.head_id == stored.head_id
+    assert resumed.last_event_at == service.load_events(session_id)[-1].created_at
+    resumed.manager.persist_events([*resumed.events, UserMessage("more")])
+    assert service.load_conversation(session_id).events == [*events, UserMessage("more")]
