@@ -35,13 +35,14 @@ _PLAIN_WIDTH = 100_000
 
 
 def make_console(file: IO[str] | None = None) -> Console:
-    """A rich console: colours and boxes on a terminal, plain text otherwise or when ``NO_COLOR`` is set."""
+    """A rich console: colours and boxes on a terminal; no escape codes at all when piped or ``NO_COLOR`` is set."""
     stream = file if file is not None else sys.stdout
     terminal = stream.isatty()
+    plain = not terminal or bool(os.environ.get("NO_COLOR"))  # no-color.org: set and not empty
     return Console(
         file=stream,
         width=None if terminal else _PLAIN_WIDTH,
-        no_color=not terminal or "NO_COLOR" in os.environ,
+        color_system=None if plain else "auto",
         highlight=False,
         emoji=False,
         soft_wrap=not terminal,

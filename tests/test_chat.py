@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -259,3 +261,60 @@ def test_a_second_writer_is_merged_not_forked(tmp_path: Path) -> None:
 
 def test_stream_lines_strips_newlines_only() -> None:
     assert list(stream_lines(iter(["a b \n", "\n", "last"]))) == ["a b ", "", "last"]
+
+
+def read_until(fd: int, needle: bytes, timeout: float = 60.0) -> bytes:
+    """Read from a pty until ``needle`` appears; returns everything read."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {needle!r}; got {seen!r}")
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the other side closed: Linux reports EIO
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("key", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
+def test_interactive_chat_on_a_terminal(sessions_cli: SessionsCLI, key: bytes) -> None:
+    """A real terminal: a prompt, line editing input, and Ctrl-D / Ctrl-C typed as keys."""
+    primary, secondary = os.openpty()
+    # Make the pty the chat's controlling terminal, so Ctrl-C typed into it sends SIGINT as a terminal does.
+    launcher = (
+        "import fcntl, os, signal, sys, termios; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", launcher, str(sessions_cli.executable), "chat"],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        cwd=sessions_cli.cwd,
+        env=sessions_cli.env({"TERM": "xterm"}),
+        start_new_session=True,
+    ) as process:
+        os.close(secondary)
+        try:
+            read_until(primary, b"you> ")
+            os.write(primary, b"hello there\r")
+            read_until(primary, b"assistant> ")
+            read_until(primary, b"you> ")
+            os.write(primary, key)
+            rest = read_until(primary, b"shows it again")
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+            os.close(primary)
+    assert b"Traceback" not in rest
+    assert (b"Interrupted: every finished turn is saved." in rest) == (key == b"\x03")
+    (session,) = sessions_json(sessions_cli)
+    assert event_types(sessions_cli.store, str(session["id"])) == ["system_context", "user_message", "text"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -331,3 +332,59 @@ def test_time_ago_reads_like_the_reference() -> None:
     cases |= {3600: "1 hour ago", 5 * 3600 + 59 * 60: "5 hours ago", 86400: "1 day ago", 9 * 86400: "9 days ago"}
     for seconds, text in cases.items():
         assert time_ago(now - dt.timedelta(seconds=seconds), now) == text
+
+
+def run_on_a_terminal(cli: SessionsCLI, *args: str, env: dict[str, str]) -> bytes:
+    """Run the command with a pseudo-terminal as its standard output; returns what it wrote."""
+    primary, secondary = os.openpty()
+    with subprocess.Popen(
+        [str(cli.executable), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+        cwd=cli.cwd,
+        env=cli.env(env),
+    ) as process:
+        os.close(secondary)
+        out = b""
+        try:
+            while True:
+                try:
+                    chunk = os.read(primary, 4096)
+                except OSError:  # Linux reports EIO once the command has exited
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            assert process.wait(timeout=60) == 0, out
+        finally:
+            if process.poll() is None:
+                process.kill()
+            os.close(primary)
+    return out
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_colours_on_a_terminal_only_and_never_with_no_color(sessions_cli: SessionsCLI) -> None:
+    session_id = make_session(sessions_cli.store)
+    coloured = run_on_a_terminal(sessions_cli, "show", session_id, env={"TERM": "xterm-256color", "NO_COLOR": ""})
+    plain = run_on_a_terminal(sessions_cli, "show", session_id, env={"TERM": "xterm-256color", "NO_COLOR": "1"})
+    assert b"\x1b[" in coloured
+    assert b"\x1b[" not in plain
+    assert b"you> list the files" in plain
+    table = run_on_a_terminal(sessions_cli, "list", env={"TERM": "xterm-256color", "NO_COLOR": "1"})
+    assert session_id.encode() in table
+    assert "─".encode() in table  # the table has rules on a terminal, none when piped
+    assert "─" not in sessions_cli("list").stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_progress_bar_on_a_terminal_only(sessions_cli: SessionsCLI) -> None:
+    for n in range(3):
+        make_session(sessions_cli.store, f"/p/{n}")
+    on_terminal = run_on_a_terminal(sessions_cli, "verify", "--all", env={"TERM": "xterm-256color"})
+    assert b"Verifying" in on_terminal and b"100%" in on_terminal
+    assert b"3 session(s) checked, 0 damaged" in on_terminal
+    piped = sessions_cli("verify", "--all")
+    assert "Verifying" not in piped.stdout + piped.stderr and "%" not in piped.stdout + piped.stderr
+    assert "Rebuilding index" in run_on_a_terminal(sessions_cli, "reindex", env={"TERM": "xterm"}).decode()
