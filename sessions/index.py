@@ -120,9 +120,10 @@ class SessionIndex:
                 data = _encoder.encode(_IndexFile(INDEX_FORMAT, self.entries))
                 try:
                     atomic_write(self.path, data, durable=durable)
+                    # Another process may delete the index (a reindex) right after our rename.
+                    st = os.lstat(self.path)
                 except OSError:
                     return False
-                st = os.lstat(self.path)
                 self._seen = (st.st_ino, st.st_size, st.st_mtime_ns)
                 self._saved_sizes = {sid: entry.log.size for sid, entry in self.entries.items()}
                 self.dirty = False
