@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import stat
 from collections.abc import Callable, Iterable, Sequence
@@ -16,6 +14,7 @@ from eventlog import FORMAT_VERSION, KIND_HEADER, decode_record, sync_dir, sync_
 from sessions.errors import SessionNotFound, SessionsError
 from sessions.events import deserialize_event
 from sessions.service import LocalSessionService, check_session_id
+from sessions.sync import merge_conflict_copies
 
 __all__ = [
     "DOCTOR_STEPS",
@@ -96,13 +95,7 @@ class DoctorStep(NamedTuple):
 
 
 def _merge_conflict_copies(service: LocalSessionService, dry_run: bool, track: Track) -> list[str]:
-    # sessions.sync (another issue) provides the merge; until it does there is nothing to merge here.
-    if importlib.util.find_spec("sessions.sync") is None:
-        return []
-    merge: Any = getattr(importlib.import_module("sessions.sync"), "merge_conflict_copies", None)
-    if merge is None:
-        return []
-    return [str(change) for change in merge(service, dry_run=dry_run)]
+    return [merged.describe(dry_run=dry_run) for merged in merge_conflict_copies(service, dry_run=dry_run)]
 
 
 def _repair_torn_tails(service: LocalSessionService, dry_run: bool, track: Track) -> list[str]:
@@ -122,10 +115,31 @@ def _repair_torn_tails(service: LocalSessionService, dry_run: bool, track: Track
 
 
 def _rebuild_index(service: LocalSessionService, dry_run: bool, track: Track) -> list[str]:
+    path = service.root / "index.json"
     if dry_run:
-        return [f"would rebuild {service.root / 'index.json'} from {len(service.session_ids())} session logs"]
+        return [f"would rebuild {path} from {len(service.session_ids())} session logs"]
+    before = _saved_index(path)
     indexed, problems = reindex(service, track)
-    return [f"rebuilt {service.root / 'index.json'} from {indexed} session logs", *problems]
+    after = _saved_index(path) or {}
+    done = f"rebuilt {path} from {indexed} session logs"
+    if before is None:
+        return [f"{done} (it was missing or unreadable)", *problems]
+    added = len(after.keys() - before.keys())
+    dropped = len(before.keys() - after.keys())
+    refreshed = sum(before[sid] != after[sid] for sid in after.keys() & before.keys())
+    if added or dropped or refreshed:
+        return [f"{done}: {added} added, {dropped} dropped, {refreshed} brought up to date", *problems]
+    return [f"{done}; it was already up to date", *problems]
+
+
+def _saved_index(path: Path) -> dict[str, Any] | None:
+    """The sessions of a saved index as plain JSON values, or None if it is missing or unreadable."""
+    try:
+        document = msgspec.json.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError, RecursionError):
+        return None
+    sessions = document.get("sessions") if isinstance(document, dict) else None
+    return sessions if isinstance(sessions, dict) else None
 
 
 DOCTOR_STEPS: Final = (

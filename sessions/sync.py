@@ -206,6 +206,21 @@ class CopiesMerged:
     def forked(self) -> bool:
         return len(self.heads) > 1
 
+    def describe(self, *, dry_run: bool = False) -> str:
+        """One line for a person: what was (or, on a dry run, would be) merged."""
+        copies = f"{len(self.copies)} conflict cop{'y' if len(self.copies) == 1 else 'ies'}"
+        if self.error is not None:
+            return f"{self.session_id}: {copies} not merged, left in place: {self.error}"
+        found = f"{self.added_events} new event(s)"
+        if self.forked:
+            found += f", {len(self.heads)} branches kept (active head {self.heads[0]})"
+        if dry_run:
+            return f"{self.session_id}: would merge {copies} ({found}) into the log, then move them to trash/"
+        line = f"{self.session_id}: merged {copies} ({found}); moved {len(self.trashed)} to trash/"
+        if self.kept:
+            line += f"; {len(self.kept)} changed meanwhile and stay for the next run"
+        return line
+
 
 def merge_session_copies(
     service: LocalSessionService, session_id: str, *, dry_run: bool = False
