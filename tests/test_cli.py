@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import filelock
 import pytest
 
 from sessions import LocalSessionService, SessionManager, Text, ToolCall, ToolResult, UserMessage
@@ -315,7 +316,7 @@ def test_doctor_repairs_torn_tails_and_dry_run_changes_nothing(sessions_cli: Ses
     fixed = sessions_cli("doctor")
     assert fixed.returncode == 0, fixed.stderr
     assert f"{session_id}: cut a torn tail of 23 bytes" in fixed.stdout
-    assert "rebuilt" in fixed.stdout and "from 1 session logs" in fixed.stdout
+    assert "from 1 session logs (it was missing or unreadable)" in fixed.stdout
     assert log.read_bytes() == good
     (kept,) = (sessions_cli.store / "trash").iterdir()
     assert kept.read_bytes() == b'{"k":"event","id":"cut-'
@@ -324,6 +325,15 @@ def test_doctor_repairs_torn_tails_and_dry_run_changes_nothing(sessions_cli: Ses
 
     again = sessions_cli("doctor")
     assert "repair torn tails:\n  nothing to do" in again.stdout
+    assert "from 1 session logs; it was already up to date" in again.stdout
+
+    index = sessions_cli.store / "index.json"
+    stale = json.loads(index.read_bytes())
+    stale["sessions"]["00000000-0000-7000-8000-000000000000"] = stale["sessions"][session_id]
+    stale["sessions"][session_id]["log"]["size"] -= 1
+    index.write_text(json.dumps(stale))
+    refreshed = sessions_cli("doctor")
+    assert "from 1 session logs: 0 added, 1 dropped, 1 brought up to date" in refreshed.stdout
 
 
 def test_time_ago_reads_like_the_reference() -> None:
@@ -388,3 +398,16 @@ def test_progress_bar_on_a_terminal_only(sessions_cli: SessionsCLI) -> None:
     piped = sessions_cli("verify", "--all")
     assert "Verifying" not in piped.stdout + piped.stderr and "%" not in piped.stdout + piped.stderr
     assert "Rebuilding index" in run_on_a_terminal(sessions_cli, "reindex", env={"TERM": "xterm"}).decode()
+
+
+def test_a_busy_session_fails_with_exit_code_3_and_changes_nothing(sessions_cli: SessionsCLI) -> None:
+    session_id = make_session(sessions_cli.store)
+    log = sessions_cli.store / "sessions" / f"{session_id}.jsonl"
+    before = log.read_bytes()
+    # Hold the session's real lock, as a writer in another process would.
+    with filelock.FileLock(sessions_cli.store / "locks" / f"{session_id}.lock"):
+        result = sessions_cli("archive", session_id)
+    assert result.returncode == 3
+    assert result.stderr.startswith(f"sessions: error: session {session_id} is busy")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert log.read_bytes() == before
