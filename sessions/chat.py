@@ -73,6 +73,7 @@ class OfflineResponder:
     """
 
     MAX_LINES: Final = 20
+    MAX_LINE_CHARS: Final = 2000
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -137,7 +138,7 @@ class OfflineResponder:
         path = self.directory / args[0]
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
-                head = [f.readline() for _ in range(self.MAX_LINES)]
+                head = [f.readline(self.MAX_LINE_CHARS) for _ in range(self.MAX_LINES)]
         except OSError as exc:
             return f"cat: {args[0]}: {exc.strerror}", True
         text = "".join(head)
