@@ -83,7 +83,11 @@ def decode_record(line: bytes | memoryview) -> Record:
 
     :raises msgspec.DecodeError: if the line is not a valid record.
     """
-    return _decoder.decode(line)
+    try:
+        _check_utf8(line)
+        return _decoder.decode(line)
+    except UnicodeDecodeError as exc:
+        raise _invalid_utf8(exc) from exc
 
 
 def decode_lines(buf: bytes | memoryview) -> list[Record]:
@@ -91,7 +95,24 @@ def decode_lines(buf: bytes | memoryview) -> list[Record]:
 
     :raises msgspec.DecodeError: if any line is not a valid record.
     """
-    return _decoder.decode_lines(buf)
+    try:
+        _check_utf8(buf)
+        return _decoder.decode_lines(buf)
+    except UnicodeDecodeError as exc:
+        raise _invalid_utf8(exc) from exc
+
+
+def _check_utf8(buf: bytes | memoryview) -> None:
+    # msgspec checks the strings it decodes but not a Raw payload, so one bad byte in
+    # ``data`` would only fail later, when a caller turns the payload into text.
+    if isinstance(buf, bytes) and buf.isascii():
+        return
+    str(buf, "utf-8")
+
+
+def _invalid_utf8(exc: UnicodeDecodeError) -> msgspec.DecodeError:
+    # Callers skip undecodable lines by catching DecodeError, so one bad byte must not escape them.
+    return msgspec.DecodeError(f"the line is not valid UTF-8 ({exc.reason})")
 
 
 def new_id() -> str:
