@@ -1,0 +1,204 @@
+"""Suite 4: hostile files. Hypothesis writes damaged logs and index files; the library must cope.
+
+Loading never raises anything but the library's documented errors, never
+deletes or rewrites a byte of a damaged line, and ``verify`` reports each
+problem at its byte offset. Each log is built from labelled pieces, so the
+test knows independently where every problem is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventlog import FORMAT_VERSION, KIND_EVENT, KIND_HEADER, Record, encode_records, new_id
+from sessions import (
+    DamagedLogWarning,
+    LocalSessionService,
+    SessionManager,
+    UserMessage,
+)
+
+TALLY: Final[Counter[str]] = Counter()
+TS: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def header(session_id: str) -> bytes:
+    data = msgspec.Raw(b'{"directory":"/hostile","git_root":null}')
+    return encode_records([Record(k=KIND_HEADER, id=session_id, ts=TS, v=FORMAT_VERSION, data=data)])
+
+
+def event_line(event_id: str, parent: str | None, content: str = "x") -> bytes:
+    data = msgspec.Raw(msgspec.json.encode({"content": content}))
+    record = Record(k=KIND_EVENT, id=event_id, ts=TS, parent=parent, inv="inv", type="user_message", data=data)
+    return encode_records([record])
+
+
+# Lines that are not records, each ending without its newline (the builder adds it).
+_nested = st.integers(200, 20_000).map(lambda n: b"[" * n + b"]" * n)
+_json_wrong_shape = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["k", "id", "x"]), inner, max_size=3),
+    max_leaves=8,
+).map(msgspec.json.encode)
+_garbage = st.one_of(
+    st.binary(min_size=1, max_size=200),
+    st.integers(1, 300).map(lambda n: b"\x00" * n),
+    st.binary(max_size=20).map(lambda b: b'{"k":"event","id":"\xff\xfe' + b + b'","ts":"2026-01-01T00:00:00Z"}'),
+    st.binary(min_size=1, max_size=30).map(lambda b: b"\xc3" + b),
+    _json_wrong_shape,
+    _nested,
+    st.integers(100_000, 400_000).map(lambda n: b"z" * n),
+    st.just(b'{"k":"event","id":"a","ts":"not a time"}'),
+).filter(lambda line: b"\n" not in line and line.strip() != b"")
+
+
+_not_utf8 = st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\xc0\xaf"])
+
+
+@dataclass
+class Built:
+    data: bytes
+    damaged: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    gaps: list[int] = field(default_factory=list)
+    torn: int | None = None
+    event_ids: list[str] = field(default_factory=list)
+
+
+@st.composite
+def hostile_logs(draw: st.DrawFn, session_id: str) -> Built:
+    """A log of good events mixed with garbage, duplicates, dangling parents and maybe a torn tail."""
+    built = Built(header(session_id))
+    previous: str | None = None
+    lines: dict[str, bytes] = {}
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["event", "event", "garbage", "truncated", "duplicate", "dangling", "bad_payload"]))
+        offset = len(built.data)
+        if kind == "event" or (kind == "duplicate" and not lines):
+            event_id = new_id()
+            line = event_line(event_id, previous, draw(st.text(max_size=20)))
+            lines[event_id] = line
+            built.event_ids.append(event_id)
+            previous = event_id
+        elif kind == "duplicate":
+            line = draw(st.sampled_from(sorted(lines.values())))
+            built.duplicates.append(offset)
+        elif kind == "dangling":
+            event_id = new_id()
+            line = event_line(event_id, new_id())
+            lines[event_id] = line
+            built.event_ids.append(event_id)
+            built.gaps.append(offset)
+            previous = event_id
+        elif kind == "bad_payload":
+            # A well-formed record whose payload holds bytes that are not UTF-8.
+            line = event_line(new_id(), previous, "@").replace(b'"@"', b'"' + draw(_not_utf8) + b'"')
+            built.damaged.append(offset)
+        elif kind == "truncated":
+            whole = event_line(new_id(), previous)
+            line = whole[: draw(st.integers(1, len(whole) - 2))] + b"\n"
+            built.damaged.append(offset)
+        else:
+            line = draw(_garbage) + b"\n"
+            built.damaged.append(offset)
+        built.data += line
+    if draw(st.booleans()):
+        whole = event_line(new_id(), previous)
+        built.torn = len(built.data)
+        built.data += whole[: draw(st.integers(1, len(whole) - 1))]
+    return built
+
+
+def exercise_reads(root: Path, session_id: str) -> list[str]:
+    """Every read-side entry point; returns the ids load_events gave."""
+    service = LocalSessionService.open(root)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stored = service.get_session(session_id)
+        assert stored is not None
+        events = service.load_events(session_id)
+        SessionManager.resume(service, stored)
+        assert [s.id for s in service.list_sessions()] == [session_id]
+        service.find_resumable("/hostile", None, 10**9)
+        service.close()
+    assert all(issubclass(w.category, DamagedLogWarning) for w in caught), [str(w.message) for w in caught]
+    return [e.id for e in events]
+
+
+def check_log(root: Path, built: Built) -> None:
+    session_id = new_id()
+    sessions = root / "sessions"
+    sessions.mkdir(parents=True, exist_ok=True)
+    built.data = built.data.replace(built.data[: built.data.index(b"\n")], header(session_id)[:-1], 1)
+    path = sessions / f"{session_id}.jsonl"
+    path.write_bytes(built.data)
+    os.chmod(path, 0o600)
+
+    loaded = exercise_reads(root, session_id)
+    assert path.read_bytes() == built.data, "a read changed the log"
+    assert set(loaded) <= set(built.event_ids)
+
+    report = LocalSessionService.open(root).verify(session_id)
+    by_kind: dict[str, list[int]] = {}
+    for finding in report.findings:
+        by_kind.setdefault(finding.kind, []).append(finding.offset)
+    assert by_kind.get("damaged", []) == built.damaged
+    assert by_kind.get("torn_tail", []) == ([built.torn] if built.torn is not None else [])
+    assert by_kind.get("duplicate", []) == built.duplicates
+    assert by_kind.get("gap", []) == built.gaps
+    assert report.ok == (not built.damaged and built.torn is None)
+
+    # An append keeps every damaged line byte for byte; only a torn tail moves, to the trash.
+    service = LocalSessionService.open(root)
+    stored = service.get_session(session_id)
+    assert stored is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedLogWarning)
+        resumed = SessionManager.resume(service, stored)
+        resumed.manager.persist_events([*resumed.events, UserMessage("after")])
+    kept = built.data[: built.torn] if built.torn is not None else built.data
+    after = path.read_bytes()
+    assert after.startswith(kept), "an append rewrote stored bytes"
+    if built.torn is not None:
+        assert [p.read_bytes() for p in (root / "trash").iterdir()] == [built.data[built.torn :]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedLogWarning)
+        last = LocalSessionService.open(root).load_events(session_id)[-1]
+    assert msgspec.json.decode(last.event_data) == {"content": "after"}
+    TALLY["logs"] += 1
+    TALLY["bytes"] += len(built.data)
+    TALLY["damaged lines"] += len(built.damaged)
+    TALLY["torn tails"] += built.torn is not None
+
+
+def fuzz_logs(examples: int) -> None:
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(built=hostile_logs("00000000-0000-7000-8000-000000000000"))
+    def scenario(built: Built) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            check_log(Path(tmp), built)
+
+    scenario()
+
+
+def test_hostile_logs_quick() -> None:
+    fuzz_logs(150)
+
+
+@pytest.mark.stress
+def test_hostile_logs_stress() -> None:
+    TALLY.clear()
+    fuzz_logs(int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES", "3000")))
+    print(f"\nhostile logs: {dict(TALLY)}")
