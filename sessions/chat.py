@@ -186,6 +186,7 @@ class Chat:
         directory: Path,
         max_age_minutes: float = DEFAULT_MAX_AGE_MINUTES,
         echo_input: bool = False,
+        command: str = "sessions",
     ) -> None:
         self.service = service
         self.console = console
@@ -193,6 +194,8 @@ class Chat:
         self.git_root = find_git_root(directory)
         self.max_age_minutes = max_age_minutes
         self.echo_input = echo_input
+        self.command = command
+        """How the user can run the ``sessions`` command, for the hints the chat prints."""
         self.responder = OfflineResponder(directory)
         self.manager = SessionManager.create_new(service, str(directory), self._git_root_str)
         self.events: list[AnyEvent] = []
@@ -335,7 +338,7 @@ class Chat:
         if stored is not None:
             self.console.print(
                 f"Saved session {stored.id} ({stored.event_count} events). "
-                f"`sessions show {stored.id[:13]}` shows it again.",
+                f"`{self.command} show {stored.id[:13]}` shows it again.",
                 style="dim",
             )
         self.service.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -176,6 +177,20 @@ def _warn_one_line(
     print(f"sessions: warning: {message}", file=sys.stderr)
 
 
+def _how_to_run_me() -> str:
+    """What the user types to run this command again: ``sessions`` if it is on PATH, else its path."""
+    me = Path(sys.argv[0])
+    if me.name == "__main__.py":
+        return f"{Path(sys.executable).name} -m sessions"
+    on_path = shutil.which("sessions")
+    if on_path is not None and Path(on_path).resolve() == me.resolve():
+        return "sessions"
+    try:
+        return str(me.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(me)
+
+
 def _open(root: Path, *, create: bool = False) -> LocalSessionService:
     if root.exists() and not root.is_dir():
         raise UsageError(f"the store {root} is not a folder; pass --store PATH or set {STORE_ENV} to a folder")
@@ -203,7 +218,14 @@ def _chat(args: argparse.Namespace, root: Path) -> int:
     service = _open(root, create=True)
     console = make_console()
     scripted = args.script is not None or not sys.stdin.isatty()
-    chat = Chat(service, console, directory=Path.cwd().resolve(), max_age_minutes=args.max_age, echo_input=scripted)
+    chat = Chat(
+        service,
+        console,
+        directory=Path.cwd().resolve(),
+        max_age_minutes=args.max_age,
+        echo_input=scripted,
+        command=_how_to_run_me(),
+    )
     if args.script is not None:
         with open(args.script, encoding="utf-8") as script:
             chat.run(stream_lines(script))

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -122,6 +123,13 @@ def test_stdin_that_is_not_a_terminal_drives_the_chat(sessions_cli: SessionsCLI)
     assert "Saved session" in result.stdout
     (session,) = sessions_json(sessions_cli)
     assert session["event_count"] == 7
+    # The hint it ends with is a command that works from here, even when `sessions` is not on PATH.
+    hint = result.stdout.rsplit("`", 2)[1]
+    shown = subprocess.run(
+        shlex.split(hint), capture_output=True, text=True, cwd=sessions_cli.cwd, env=sessions_cli.env(), check=False
+    )
+    assert shown.returncode == 0, (hint, shown.stderr)
+    assert f"Session {session['id']}" in shown.stdout
 
 
 def test_resumes_by_git_root_from_another_subfolder(sessions_cli: SessionsCLI, tmp_path: Path) -> None:
