@@ -70,8 +70,10 @@ _COPY_NAMES: Final = (
 )
 
 _RACY_NS: Final = 2_000_000_000
-"""A listing is trusted only if the folder's mtime is older than this: a file
-added within the same mtime tick would not change it (git's "racily clean")."""
+"""A listing taken this soon after the folder's mtime may miss a file added within
+the same mtime tick (coarse clocks: 1 s on HFS+, 2 s on FAT), as git's "racily
+clean" entries may; such a listing is taken again, at most every :data:`_RELIST_NS`."""
+_RELIST_NS: Final = 100_000_000
 
 
 class SyncMergeError(SessionsError):
@@ -92,35 +94,44 @@ class _Listing:
 
     def __init__(self) -> None:
         self.mtime_ns = -1
-        self.copies: dict[str, list[str]] = {}
+        self.listed_ns = 0
+        self.trusted = False
+        self.copies: dict[str, list[Path]] = {}
 
 
 _listings: dict[Path, _Listing] = {}
 _listings_mutex = threading.Lock()
 
 
-def conflict_copies(sessions_dir: Path) -> dict[str, list[Path]]:
-    """Every conflict copy in ``sessions_dir``, by session id, each list sorted by name."""
+def _listing(sessions_dir: Path) -> dict[str, list[Path]]:
     try:
         mtime_ns = os.stat(sessions_dir).st_mtime_ns
     except FileNotFoundError:
         return {}
+    now = time.time_ns()
     with _listings_mutex:
         listing = _listings.setdefault(sessions_dir, _Listing())
-        if listing.mtime_ns != mtime_ns:
-            found: dict[str, list[str]] = {}
-            for name in os.listdir(sessions_dir):
+        # Every read and append asks, so a listing (a readdir of every log) is reused
+        # until the folder changes; see _RACY_NS for why a fresh one is not trusted.
+        if listing.mtime_ns != mtime_ns or (not listing.trusted and now - listing.listed_ns > _RELIST_NS):
+            found: dict[str, list[Path]] = {}
+            for name in sorted(os.listdir(sessions_dir)):
                 session_id = conflict_copy_session(name)
                 if session_id is not None:
-                    found.setdefault(session_id, []).append(name)
-            listing.copies = {sid: sorted(names) for sid, names in found.items()}
-            listing.mtime_ns = mtime_ns if time.time_ns() - mtime_ns > _RACY_NS else -1
-        copies = listing.copies
-    return {sid: [sessions_dir / name for name in names] for sid, names in copies.items()}
+                    found.setdefault(session_id, []).append(sessions_dir / name)
+            listing.copies = found
+            listing.mtime_ns, listing.listed_ns = mtime_ns, now
+            listing.trusted = now - mtime_ns > _RACY_NS
+        return listing.copies
+
+
+def conflict_copies(sessions_dir: Path) -> dict[str, list[Path]]:
+    """Every conflict copy in ``sessions_dir``, by session id, each list sorted by name."""
+    return {sid: list(paths) for sid, paths in _listing(sessions_dir).items()}
 
 
 def _copies_of(log_path: Path) -> list[Path]:
-    return conflict_copies(log_path.parent).get(log_path.stem, [])
+    return list(_listing(log_path.parent).get(log_path.stem, ()))
 
 
 def _read_union(log_path: Path, copies: Sequence[Path]) -> tuple[LogRead, MergedLog]:
