@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import stat
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -186,6 +187,20 @@ def read_bytes(path: Path, start: int) -> bytes:
         os.close(fd)
 
 
+def _read_from(fd: int, start: int, size: int) -> bytes:
+    """The bytes from ``start`` to the end of the file, ``size`` bytes long when last seen.
+
+    ``pread`` rather than a buffered file object: this runs twice per append.
+    """
+    chunks = []
+    want = max(size - start, 0) + 1  # one more, so a file that grew since is read on
+    while chunk := os.pread(fd, want, start):
+        chunks.append(chunk)
+        start += len(chunk)
+        want = 1 << 16
+    return b"".join(chunks)
+
+
 class LogFile:
     """One append-only log, its lock, and a cached :class:`LogState`.
 
@@ -207,7 +222,7 @@ class LogFile:
     ) -> None:
         self.path = path
         self.durability = check_durability(durability)
-        self._lock = filelock.FileLock(lock_path, timeout=lock_timeout, mode=FILE_MODE)
+        self._lock_timeout = lock_timeout
         self._lock_path = lock_path
         self._trash_dir = trash_dir
         self._state = LogState()
@@ -239,9 +254,7 @@ class LogFile:
         else:
             # Copy before folding: callers may still hold the old summary.
             state = msgspec.structs.replace(state, facts={name: dict(keys) for name, keys in state.facts.items()})
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            f.seek(state.size)
-            buf = f.read()
+        buf = _read_from(fd, state.size, st.st_size)
         body, end, torn = split_torn(buf, state.size)
         records, offsets, lengths, damaged = decode_each(body, state.size)
         state.damaged += len(damaged)
@@ -330,10 +343,29 @@ class LogFile:
                     state = self._repair_torn_tail(fd, state)
                 self._check_continues(records, state.head_id)
                 self._write_all(fd, data, state.size)
-                state = self._refresh(fd)
+                state = self._fold_written(fd, state, records, data)
             finally:
                 os.close(fd)
             return state
+
+    def _fold_written(self, fd: int, before: LogState, records: Sequence[Record], data: bytes) -> LogState:
+        """The state after our own batch, folded from the records just written instead of read back.
+
+        Under the lock nobody else appends; if the file still looks otherwise, read it as usual.
+        """
+        st = os.fstat(fd)
+        if st.st_ino != before.ino or st.st_size != before.size + len(data) or before.torn_bytes:
+            return self._refresh(fd)
+        state = msgspec.structs.replace(before, facts={name: dict(keys) for name, keys in before.facts.items()})
+        offset = before.size
+        for record, line in zip(records, data.split(b"\n"), strict=False):
+            if not state._fold(record, offset, len(line) + 1):
+                return self._refresh(fd)  # the batch made a fork or a gap: summarize the tree
+            offset += len(line) + 1
+        state.size = offset
+        state.ino, state.mtime_ns = st.st_ino, st.st_mtime_ns
+        self._state = state
+        return state
 
     def repair(self) -> LogState:
         """Repair a torn tail now (as the next append would) and return the new state."""
@@ -418,14 +450,32 @@ class LogFile:
 
     @contextlib.contextmanager
     def _locked(self):  # type: ignore[no-untyped-def]
+        # filelock's descriptor lock is the same flock a FileLock on this path takes, at a
+        # fraction of FileLock's cost per acquire (most of a flush append, docs/BENCHMARKS.md).
+        busy = LogBusy(f"{self.path}: another process holds {self._lock_path}; nothing was written, try again")
+        if not self._mutex.acquire(timeout=self._lock_timeout if self._lock_timeout >= 0 else -1):
+            raise busy
         try:
-            self._lock.acquire()
-        except filelock.Timeout as exc:
-            raise LogBusy(
-                f"{self.path}: another process holds {self._lock_path}; nothing was written, try again"
-            ) from exc
-        try:
-            with self._mutex:
-                yield
+            # Not through _fs: the lock file holds no data, as when filelock opened it.
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+            try:
+                _lock_descriptor(fd, self._lock_timeout, busy)
+                try:
+                    yield
+                finally:
+                    filelock.unlock_descriptor(fd)
+            finally:
+                os.close(fd)
         finally:
-            self._lock.release()
+            self._mutex.release()
+
+
+def _lock_descriptor(fd: int, timeout: float, busy: LogBusy) -> None:
+    """Take the lock on ``fd``, polling for at most ``timeout`` seconds (forever if negative)."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while not filelock.lock_descriptor(fd, blocking=False):
+        if timeout >= 0 and time.monotonic() + pause > deadline:
+            raise busy
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)

@@ -176,6 +176,9 @@ class LocalSessionService:
         return self.sessions_dir / f"{check_session_id(session_id)}{LOG_SUFFIX}"
 
     def _log(self, session_id: str) -> LogFile:
+        log = self._logs.get(session_id)
+        if log is not None:  # the common case, without re-checking the id and re-building paths
+            return log
         path = self.log_path(session_id)
         with self._logs_mutex:
             log = self._logs.get(session_id)
@@ -448,7 +451,8 @@ class LocalSessionService:
     def _append(self, session_id: str, records: list[Record]) -> None:
         log = self._log(session_id)
         # Fold in a sync tool's conflict copies first, so the batch continues the head readers saw.
-        merge_before_append(self, session_id)
+        if conflict_copies(self.sessions_dir).get(session_id):
+            merge_before_append(self, session_id)
         try:
             state = _translate(lambda: log.append(records), session_id)
         except FileNotFoundError:
