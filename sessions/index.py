@@ -80,7 +80,8 @@ class SessionIndex:
         try:
             with open(self.path, "rb") as f:
                 loaded = _decoder.decode(f.read())
-        except (OSError, msgspec.DecodeError, RecursionError):
+        except (OSError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            # msgspec raises UnicodeDecodeError, not DecodeError, for invalid UTF-8 in a string.
             self.dirty = True
             return
         self._seen = seen
