@@ -202,3 +202,113 @@ def test_hostile_logs_stress() -> None:
     TALLY.clear()
     fuzz_logs(int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES", "3000")))
     print(f"\nhostile logs: {dict(TALLY)}")
+
+
+def _store(root: Path) -> list[tuple[str, int, str | None, bool]]:
+    """Three sessions, one archived; returns what listing them must show."""
+    service = LocalSessionService.open(root)
+    for n in range(3):
+        manager = SessionManager.create_new(service, "/hostile", None)
+        manager.persist_events([UserMessage(f"{n}:{i}") for i in range(n + 1)])
+        if n == 2:
+            manager.archive()
+    service.close()
+    return _listing(LocalSessionService.open(root))
+
+
+def _listing(service: LocalSessionService) -> list[tuple[str, int, str | None, bool]]:
+    return [
+        (s.id, s.event_count, s.head_id, s.archived_at is not None)
+        for s in service.list_sessions(include_archived=True)
+    ]
+
+
+_index_entry_lies = st.fixed_dictionaries(
+    {"events": st.integers(-5, 10**6), "head_id": st.text(max_size=40) | st.none(), "size": st.integers(0, 10**6)}
+)
+
+
+@st.composite
+def hostile_indexes(draw: st.DrawFn, real: bytes) -> bytes:
+    """Index files that are garbage, the wrong shape, or a valid index that lies about the logs."""
+    kind = draw(st.sampled_from(["garbage", "json", "nested", "utf8", "lies", "paths"]))
+    if kind == "garbage":
+        return draw(st.binary(max_size=2000))
+    if kind == "json":
+        return draw(_json_wrong_shape)
+    if kind == "nested":
+        return b'{"format":1,"sessions":' + draw(_nested) + b"}"
+    if kind == "utf8":
+        return real.replace(b"/hostile", b"/\xff\xfe", 1)
+    decoded = msgspec.json.decode(real)
+    if kind == "paths":
+        entry = next(iter(decoded["sessions"].values()))
+        for bad in ("../../etc/passwd", "/abs", "a/b", "x\x00y", "ｆｆｆｆ"):
+            decoded["sessions"][bad] = entry
+        return msgspec.json.encode(decoded)
+    for entry in decoded["sessions"].values():
+        lie = draw(_index_entry_lies)
+        entry["log"]["events"] = lie["events"]
+        entry["log"]["head_id"] = lie["head_id"]
+        # A stale index: it covers a different number of bytes than the log now holds.
+        entry["log"]["size"] = lie["size"] if lie["size"] != entry["log"]["size"] else lie["size"] + 1
+    return msgspec.json.encode(decoded)
+
+
+def fuzz_indexes(examples: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        expected = _store(root)
+        real = (root / "index.json").read_bytes()
+        logs = {p.name: p.read_bytes() for p in (root / "sessions").iterdir()}
+
+        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(data=hostile_indexes(real))
+        def scenario(data: bytes) -> None:
+            (root / "index.json").write_bytes(data)
+            service = LocalSessionService.open(root)
+            assert _listing(service) == expected
+            found = service.find_resumable("/hostile", None, 10**9)
+            assert found is not None and found.id == max(e[0] for e in expected if not e[3])
+            for session_id, count, head, _ in expected:
+                stored = service.get_session(session_id)
+                assert stored is not None and (stored.event_count, stored.head_id) == (count, head)
+            service.close()
+            assert {p.name: p.read_bytes() for p in (root / "sessions").iterdir()} == logs
+            assert sorted(os.listdir(root)) == ["index.json", "locks", "sessions"]
+            TALLY["indexes"] += 1
+
+        scenario()
+
+
+def test_hostile_indexes_quick() -> None:
+    fuzz_indexes(100)
+
+
+@pytest.mark.stress
+def test_hostile_indexes_stress() -> None:
+    TALLY.clear()
+    fuzz_indexes(int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES", "3000")))
+    print(f"\nhostile indexes: {dict(TALLY)}")
+
+
+def test_a_50_mb_line_is_skipped_and_reported(tmp_path: Path) -> None:
+    session_id = new_id()
+    (tmp_path / "sessions").mkdir()
+    first, second = new_id(), new_id()
+    huge = b'{"k":"event","data":"' + b"a" * (50 << 20)  # never closed: one 50 MB damaged line
+    data = header(session_id) + event_line(first, None) + huge + b"\n" + event_line(second, first)
+    path = tmp_path / "sessions" / f"{session_id}.jsonl"
+    path.write_bytes(data)
+    assert exercise_reads(tmp_path, session_id) == [first, second]
+    report = LocalSessionService.open(tmp_path).verify(session_id)
+    huge_at = len(header(session_id)) + len(event_line(first, None))
+    assert [(f.offset, f.kind) for f in report.findings] == [(huge_at, "damaged")]
+    service = LocalSessionService.open(tmp_path)
+    stored = service.get_session(session_id)
+    assert stored is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DamagedLogWarning)
+        resumed = SessionManager.resume(service, stored)
+        resumed.manager.persist_events([*resumed.events, UserMessage("after")])
+    assert path.read_bytes().startswith(data)
