@@ -243,7 +243,7 @@ def hostile_indexes(draw: st.DrawFn, real: bytes) -> bytes:
     decoded = msgspec.json.decode(real)
     if kind == "paths":
         entry = next(iter(decoded["sessions"].values()))
-        for bad in ("../../etc/passwd", "/abs", "a/b", "x\x00y", "ｆｆｆｆ"):
+        for bad in ("../../etc/passwd", "/abs", "a/b", "x\x00y", "\uff46" * 8):
             decoded["sessions"][bad] = entry
         return msgspec.json.encode(decoded)
     for entry in decoded["sessions"].values():
