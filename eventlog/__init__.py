@@ -8,6 +8,7 @@ from eventlog.chain import EventTree, Head, active_head, build_tree, is_linear, 
 from eventlog.durability import Durability, atomic_write, ensure_private_dir, sync_dir, sync_file
 from eventlog.errors import EventLogError, LogBusy, LogWriteError, StaleHead, UnsafeLogPath
 from eventlog.logfile import Damage, FactRef, LogFile, LogRead, LogState, read_log
+from eventlog.merge import LogChanged, MergedLog, MergeOutcome, merge_into, merge_logs, merged_state
 from eventlog.record import (
     FORMAT_VERSION,
     KIND_EVENT,
@@ -36,11 +37,14 @@ __all__ = [
     "Head",
     "LinearEvents",
     "LogBusy",
+    "LogChanged",
     "LogFile",
     "LogRead",
     "LogReport",
     "LogState",
     "LogWriteError",
+    "MergeOutcome",
+    "MergedLog",
     "Record",
     "StaleHead",
     "UnsafeLogPath",
@@ -51,6 +55,9 @@ __all__ = [
     "encode_records",
     "ensure_private_dir",
     "is_linear",
+    "merge_into",
+    "merge_logs",
+    "merged_state",
     "new_id",
     "order_events",
     "read_log",

@@ -28,6 +28,7 @@ from sessions.events import (
 from sessions.manager import Resumed, SessionManager
 from sessions.models import StoredEvent, StoredSession, VerifyReport
 from sessions.service import LocalSessionService, SessionService
+from sessions.tree import SessionTree
 
 __all__ = [
     "ConversationEvent",
@@ -43,6 +44,7 @@ __all__ = [
     "SessionManager",
     "SessionNotFound",
     "SessionService",
+    "SessionTree",
     "SessionWriteError",
     "SessionsError",
     "SkillInvocation",
