@@ -304,3 +304,67 @@ def test_a_store_written_log_merges_to_itself(tmp_path: Path) -> None:
     log = a.log_path(sid).read_bytes()
     assert merge_logs([log]).data == log
     assert merge_conflict_copies(a, dry_run=False) == []
+
+
+def test_busy_session_is_reported_and_its_copies_stay(tmp_path: Path) -> None:
+    import filelock
+
+    a, b, sid = _diverged(tmp_path)
+    copy = _lay_copy(a, b, sid, SYNCTHING_COPY)
+    log_before = a.log_path(sid).read_bytes()
+    impatient = LocalSessionService.open(a.root, lock_timeout=0.05, durability="flush")
+    with filelock.FileLock(a.locks_dir / f"{sid}.lock"):  # another writer is appending
+        (result,) = merge_conflict_copies(impatient, dry_run=False)
+    assert result.error is not None and "busy" in result.error
+    assert result.kept == [copy] and copy.exists()
+    assert a.log_path(sid).read_bytes() == log_before
+    assert "not merged, left in place" in result.describe()
+    (retried,) = merge_conflict_copies(impatient, dry_run=False)
+    assert retried.error is None and not copy.exists()
+
+
+def test_log_replaced_by_a_sync_tool_during_the_merge_is_merged_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync tool does not take our lock: what it brings in mid-merge must not be overwritten."""
+    from eventlog import _fs
+
+    a, b, sid = _diverged(tmp_path)
+    c_root = tmp_path / "c"
+    clone(tmp_path / "a", c_root)
+    c = open_store(c_root)
+    continue_session(c, sid, "from the sync tool")
+    _lay_copy(a, b, sid, SYNCTHING_COPY)
+    arriving = c.log_path(sid).read_bytes()
+    real_open = _fs.open
+    replaced: list[bool] = []
+
+    def open_then_sync_tool(path: Path, *args: int) -> int:
+        fd = real_open(path, *args)
+        if ".merge-" in str(path) and not replaced:
+            # Between our read and our rename, the tool renames its version over the log.
+            tmp = a.sessions_dir / f".syncthing.{sid}.jsonl.tmp"
+            tmp.write_bytes(arriving)
+            os.replace(tmp, a.log_path(sid))
+            replaced.append(True)
+        return fd
+
+    monkeypatch.setattr(_fs, "open", open_then_sync_tool)
+    (result,) = merge_conflict_copies(a, dry_run=False)
+    assert replaced and result.written
+    assert raw_event_ids(a.log_path(sid)) == raw_event_ids(c.log_path(sid)) | raw_event_ids(b.log_path(sid))
+    assert raw_event_ids(c.log_path(sid)) - raw_event_ids(b.log_path(sid)), "the tool brought events of its own"
+
+
+def test_symlinked_copy_is_refused_not_followed(tmp_path: Path) -> None:
+    from sessions import DamagedLogWarning
+
+    a, b, sid = _diverged(tmp_path)
+    outside = tmp_path / "outside.jsonl"
+    outside.write_bytes(b.log_path(sid).read_bytes())
+    link = a.sessions_dir / SYNCTHING_COPY.format(sid=sid)
+    link.symlink_to(outside)
+    with pytest.warns(DamagedLogWarning, match="symlink"):
+        assert set(all_event_ids(a, sid)) == raw_event_ids(a.log_path(sid))
+    (result,) = merge_conflict_copies(a, dry_run=False)
+    assert result.error is not None and link.is_symlink() and outside.exists()
