@@ -23,7 +23,7 @@ import msgspec
 
 from eventlog import _fs
 from eventlog.chain import active_head
-from eventlog.durability import FILE_MODE, Durability, check_durability, sync_dir, sync_file
+from eventlog.durability import FILE_MODE, Durability, check_durability, ensure_private_dir, sync_dir, sync_file
 from eventlog.errors import LogBusy, LogWriteError, StaleHead, UnsafeLogPath
 from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_lines, decode_record, encode_records
 
@@ -409,7 +409,8 @@ class LogFile:
             fragment = f.read()
         try:
             if self._trash_dir is not None and fragment:
-                self._trash_dir.mkdir(mode=0o700, exist_ok=True)
+                # Not a bare mkdir: a trash/ symlinked elsewhere would receive the fragment.
+                ensure_private_dir(self._trash_dir)
                 keep = self._trash_dir / f"{self.path.stem}.torn-{state.size}-{os.getpid()}.bin"
                 kfd = _fs.open(keep, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
                 try:
