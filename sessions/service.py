@@ -29,6 +29,7 @@ from eventlog import (
     KIND_EVENT,
     KIND_FACT,
     KIND_HEADER,
+    FactRef,
     LogBusy,
     LogFile,
     LogState,
@@ -36,6 +37,7 @@ from eventlog import (
     Record,
     StaleHead,
     UnsafeLogPath,
+    decode_record,
     ensure_private_dir,
     new_id,
     order_events,
@@ -278,12 +280,12 @@ class LocalSessionService:
             state = _translate(lambda: log.create(header), session_id)
         except FileExistsError:
             raise SessionExists(f"session {session_id} already exists in {self.root}") from None
-        return _to_session(session_id, self._remember(session_id, state, None))
+        return _to_session(session_id, self._remember(session_id, state, None), log.path)
 
     def get_session(self, session_id: str) -> StoredSession | None:
         """The session, or None if it does not exist."""
         try:
-            return _to_session(session_id, self._entry(session_id))
+            return _to_session(session_id, self._entry(session_id), self.log_path(session_id))
         except SessionNotFound:
             return None
 
@@ -322,7 +324,7 @@ class LocalSessionService:
                 or (git_root is not None and entry.git_root == git_root)
             ):
                 continue
-            session = _to_session(session_id, entry)
+            session = _to_session(session_id, entry, self.log_path(session_id))
             if session.archived_at is not None or session.updated_at <= cutoff:
                 continue
             if best is None or (session.updated_at, session.id) > (best.updated_at, best.id):
@@ -332,7 +334,7 @@ class LocalSessionService:
 
     def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]:
         """Every session, most recently updated first (ties: larger id first)."""
-        sessions = [_to_session(sid, entry) for sid, entry in self._all_entries()]
+        sessions = [_to_session(sid, entry, self.log_path(sid)) for sid, entry in self._all_entries()]
         if not include_archived:
             sessions = [s for s in sessions if s.archived_at is None]
         sessions.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
@@ -643,9 +645,13 @@ def _entry_from_state(state: LogState) -> IndexEntry:
     return IndexEntry(directory=directory, git_root=git_root, created_at=created_at, log=state)
 
 
-def _to_session(session_id: str, entry: IndexEntry) -> StoredSession:
+def _to_session(session_id: str, entry: IndexEntry, path: Path) -> StoredSession:
     log = entry.log
     server = log.fact(FACT_SERVER_SESSION)
+    server_raw = None
+    if server is not None:
+        # A long server id is not kept in the summary (see FactRef.value); read it from its line.
+        server_raw = server.value if server.value is not None else _read_fact(path, server)
     archived = log.fact(FACT_ARCHIVED)
     archived_at = None
     if archived is not None and archived.value is not None and _loads_true(archived.value):
@@ -657,13 +663,23 @@ def _to_session(session_id: str, entry: IndexEntry) -> StoredSession:
         id=session_id,
         directory=entry.directory,
         git_root=entry.git_root,
-        server_session_id=_loads_str(server.value) if server is not None and server.value is not None else None,
+        server_session_id=_loads_str(server_raw) if server_raw is not None else None,
         created_at=entry.created_at,
         updated_at=updated_at,
         archived_at=archived_at,
         head_id=log.head_id,
         event_count=log.events,
     )
+
+
+def _read_fact(path: Path, ref: FactRef) -> msgspec.Raw | None:
+    """The value of a fact too large to be kept in the summary, read from its line (None if it is gone)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(ref.offset)
+            return decode_record(f.read(ref.length)).data
+    except (OSError, msgspec.DecodeError):
+        return None
 
 
 def _loads_true(raw: msgspec.Raw) -> bool:
