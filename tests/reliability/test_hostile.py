@@ -223,11 +223,6 @@ def _listing(service: LocalSessionService) -> list[tuple[str, int, str | None, b
     ]
 
 
-_index_entry_lies = st.fixed_dictionaries(
-    {"events": st.integers(-5, 10**6), "head_id": st.text(max_size=40) | st.none(), "size": st.integers(0, 10**6)}
-)
-
-
 @st.composite
 def hostile_indexes(draw: st.DrawFn, real: bytes) -> bytes:
     """Index files that are garbage, the wrong shape, or a valid index that lies about the logs."""
@@ -247,11 +242,11 @@ def hostile_indexes(draw: st.DrawFn, real: bytes) -> bytes:
             decoded["sessions"][bad] = entry
         return msgspec.json.encode(decoded)
     for entry in decoded["sessions"].values():
-        lie = draw(_index_entry_lies)
-        entry["log"]["events"] = lie["events"]
-        entry["log"]["head_id"] = lie["head_id"]
+        entry["log"]["events"] = draw(st.integers(-5, 10**6))
+        entry["log"]["head_id"] = draw(st.text(max_size=40) | st.none())
         # A stale index: it covers a different number of bytes than the log now holds.
-        entry["log"]["size"] = lie["size"] if lie["size"] != entry["log"]["size"] else lie["size"] + 1
+        size = draw(st.integers(0, 10**6))
+        entry["log"]["size"] = size if size != entry["log"]["size"] else size + 1
     return msgspec.json.encode(decoded)
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import tempfile
@@ -93,7 +94,7 @@ def _calls(service: LocalSessionService, session_id: Any) -> list[Callable[[], o
     for name in ("load_conversation", "load_tree", "repair_torn_tail"):
         method = getattr(service, name, None)
         if method is not None:
-            calls.append(lambda method=method: method(session_id))
+            calls.append(functools.partial(method, session_id))
     return calls
 
 
@@ -294,3 +295,18 @@ def test_text_json_cannot_carry_is_refused_with_nothing_written(tmp_path: Path, 
         manager.persist_events([UserMessage("x"), UserMessage(bad)])
     assert log.read_bytes() == before
     manager.persist_events([UserMessage("x"), UserMessage("ok")])
+
+
+@pytest.mark.parametrize("length", [1, 511, 512, 513, 5000])
+def test_server_session_ids_of_any_length_round_trip(tmp_path: Path, length: int) -> None:
+    """Long fact values are not kept in the index summary; the session must still report them."""
+    service = LocalSessionService.open(tmp_path)
+    manager = SessionManager.create_new(service, "/d", None)
+    server = "s" * length
+    manager.persist_server_session_id(server)
+    for reader in (service, LocalSessionService.open(tmp_path)):
+        stored = reader.get_session(manager.session_id)
+        assert stored is not None and stored.server_session_id == server
+        assert [s.server_session_id for s in reader.list_sessions()] == [server]
+        found = reader.find_resumable("/d", None, 3600)
+        assert found is not None and found.server_session_id == server
