@@ -41,15 +41,33 @@ class Damage(msgspec.Struct, frozen=True):
     reason: str
 
 
-class FactRef(msgspec.Struct, kw_only=True):
+_NOT_KEPT: Final = msgspec.Raw(b"")
+
+
+class FactRef(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Where the newest value of one fact lives in the log."""
 
     ts: dt.datetime
     id: str
     offset: int
     length: int
-    value: msgspec.Raw | None = None
-    """The raw JSON value when it is small; otherwise read it at ``offset``."""
+    # Not `Raw | None`: msgspec decodes that union from null only (msgspec#659), so every
+    # saved index holding a kept value failed to load and was rebuilt from all the logs.
+    inline: msgspec.Raw = msgspec.field(default=_NOT_KEPT, name="value")
+    """The raw JSON value when it is small, else empty; use :attr:`value`."""
+
+    @property
+    def value(self) -> msgspec.Raw | None:
+        """The raw JSON value when it is small; otherwise None: read it at ``offset``."""
+        kept = self.inline
+        # Indexes written before the fix hold null for "not kept"; a real null is read from the log.
+        if not len(kept) or (len(kept) == 4 and bytes(kept) == b"null"):
+            return None
+        return kept
+
+    @value.setter
+    def value(self, raw: msgspec.Raw | None) -> None:
+        self.inline = raw if raw is not None else _NOT_KEPT
 
     def newer_than(self, other: FactRef) -> bool:
         # Ties on the timestamp fall back to the id so every copy picks the same winner.

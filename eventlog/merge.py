@@ -138,7 +138,7 @@ def merged_state(merged: MergedLog) -> LogState:
         if record.k == KIND_EVENT:
             events.append(record)
         elif record.k == KIND_FACT and record.type is not None:
-            ref = FactRef(ts=record.ts, id=record.id, offset=-1, length=0, value=record.data)
+            ref = FactRef(ts=record.ts, id=record.id, offset=-1, length=0, inline=record.data)
             keyed = state.facts.setdefault(record.type, {})
             current = keyed.get(record.key or "")
             if current is None or ref.newer_than(current):
@@ -187,7 +187,10 @@ def merge_into(
     :param dry_run: compute the merge, change nothing.
     :raises LogChanged: if the target changed under every one of ``attempts`` tries.
     :raises UnsafeLogPath: if the target or a source is a symlink or not a regular file.
+    :raises NotADirectoryError: if ``trash_dir`` is a symlink or not a directory (checked before any change).
     """
+    if not dry_run:
+        ensure_private_dir(trash_dir)
     for _ in range(attempts):
         before, base = _read_with_identity(target)
         copies = [(source, *_read_with_identity(source)) for source in sources]

@@ -1,0 +1,81 @@
+"""A saved index with fact values in it loads again (it used to fail on every kept value).
+
+``FactRef.value`` was typed ``Raw | None``, which msgspec decodes from null only
+(msgspec#659): any index holding a kept value (an archive flag, a server id)
+was thrown away on load and rebuilt by reading every log, which made
+``find_resumable`` on 10,000 sessions take a second (docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import msgspec
+
+from eventlog import FactRef
+from sessions import LocalSessionService, SessionManager, UserMessage
+from sessions.index import SessionIndex
+
+
+def _store(root: Path) -> tuple[list[str], str]:
+    long_value = "x" * 5000  # too long to keep in the index: read from the log
+    ids = []
+    with LocalSessionService.open(root, durability="flush") as service:
+        for i in range(5):
+            manager = SessionManager.create_new(service, f"/p{i}", None)
+            manager.persist_events([UserMessage(f"hello {i}")])
+            manager.persist_server_session_id(f"srv-{i}")
+            manager.set_metadata("tracker", long_value)
+            manager.set_metadata("small", f"v{i}")
+            if i % 2:
+                manager.archive()
+            ids.append(manager.session_id)
+    return ids, long_value
+
+
+def test_saved_index_with_kept_values_loads(tmp_path: Path) -> None:
+    ids, long_value = _store(tmp_path)
+    index = SessionIndex(tmp_path / "index.json", tmp_path / "locks" / "index.lock")
+    index.load()
+    assert sorted(index.entries) == sorted(ids)
+    assert not index.dirty, "the saved index was rejected and would be rebuilt from the logs"
+    entry = index.entries[ids[1]].log
+    archived = entry.fact("archived")
+    assert archived is not None and archived.value is not None and bytes(archived.value) == b"true"
+    tracker = entry.fact("metadata", "tracker")
+    assert tracker is not None and tracker.value is None and tracker.length > len(long_value)
+    with LocalSessionService.open(tmp_path) as service:
+        sessions = {s.id: s for s in service.list_sessions(include_archived=True)}
+        assert [sessions[i].server_session_id for i in ids] == [f"srv-{i}" for i in range(5)]
+        assert [sessions[i].archived_at is not None for i in ids] == [bool(i % 2) for i in range(5)]
+        assert service.get_metadata(ids[3], "tracker") == long_value
+        assert service.get_metadata(ids[3], "small") == "v3"
+
+
+def test_fact_ref_round_trips_kept_and_not_kept_values() -> None:
+    now = dt.datetime.now(dt.UTC)
+    kept = FactRef(ts=now, id="a", offset=10, length=20, inline=msgspec.Raw(b'"srv"'))
+    not_kept = FactRef(ts=now, id="b", offset=30, length=9000)
+    decoded = msgspec.json.decode(msgspec.json.encode([kept, not_kept]), type=list[FactRef])
+    assert decoded[0].value is not None and bytes(decoded[0].value) == b'"srv"'
+    assert decoded[1].value is None
+    not_kept.value = msgspec.Raw(b"false")
+    assert not_kept.value is not None and bytes(not_kept.value) == b"false"
+    not_kept.value = None
+    assert not_kept.value is None
+
+
+def test_index_written_before_the_fix_still_reads_right(tmp_path: Path) -> None:
+    """Old indexes wrote ``"value": null`` for a value not kept; it must not be taken for a kept null."""
+    ids, long_value = _store(tmp_path)
+    index_path = tmp_path / "index.json"
+    saved = msgspec.json.decode(index_path.read_bytes())
+    for entry in saved["sessions"].values():
+        for keys in entry["log"]["facts"].values():
+            for ref in keys.values():
+                ref.setdefault("value", None)
+    index_path.write_bytes(msgspec.json.encode(saved))
+    with LocalSessionService.open(tmp_path) as service:
+        assert service.get_metadata(ids[0], "tracker") == long_value
+        assert service.get_metadata(ids[0], "small") == "v0"
