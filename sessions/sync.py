@@ -240,7 +240,7 @@ def merge_session_copies(
 
     :returns: what was done, or None if the session has no conflict copies.
     :raises SessionBusy: if a writer held the session's lock for longer than ``lock_timeout``.
-    :raises SyncMergeError: if the log kept changing under a sync tool; try again later.
+    :raises SyncMergeError: if the log kept changing under a sync tool, or the disk or ``trash/`` refused.
     :raises UnsafeStorePath: if the log or a copy is a symlink or not a regular file.
     """
     log_path = service.log_path(session_id)
@@ -268,6 +268,11 @@ def merge_session_copies(
         raise SyncMergeError(f"session {session_id}: {exc}") from exc
     except UnsafeLogPath as exc:
         raise UnsafeStorePath(f"session {session_id}: {exc}") from exc
+    except OSError as exc:
+        raise SyncMergeError(
+            f"session {session_id}: merging its conflict copies failed ({exc}); every line is still in the log "
+            "or in a copy left in place: fix the cause and run `sessions doctor` again"
+        ) from exc
     events = outcome.merged.events
     return CopiesMerged(
         session_id=session_id,

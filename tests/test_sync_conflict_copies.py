@@ -368,3 +368,16 @@ def test_symlinked_copy_is_refused_not_followed(tmp_path: Path) -> None:
         assert set(all_event_ids(a, sid)) == raw_event_ids(a.log_path(sid))
     (result,) = merge_conflict_copies(a, dry_run=False)
     assert result.error is not None and link.is_symlink() and outside.exists()
+
+
+def test_symlinked_trash_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    a, b, sid = _diverged(tmp_path)
+    copy = _lay_copy(a, b, sid, SYNCTHING_COPY)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    a.trash_dir.symlink_to(elsewhere)
+    log_before = a.log_path(sid).read_bytes()
+    (result,) = merge_conflict_copies(a, dry_run=False)
+    assert result.error is not None and "trash" in result.error
+    assert copy.exists() and a.log_path(sid).read_bytes() == log_before
+    assert list(elsewhere.iterdir()) == []
