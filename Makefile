@@ -27,8 +27,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# The long reliability runs (docs/RELIABILITY.md); -s shows the figures each suite prints.
 stress: $(STAMP)
-	$(PY) -m pytest -q -m stress
+	$(PY) -m pytest -q -s -m stress --durations=0
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
