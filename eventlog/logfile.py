@@ -30,6 +30,8 @@ from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_l
 __all__ = ["Damage", "FactRef", "LogFile", "LogRead", "LogState", "read_log"]
 
 _INLINE_FACT_BYTES: Final = 512
+_TAIL_BYTES: Final = 32
+"""How many of the last covered bytes :class:`LogState` keeps to tell growth from replacement."""
 """Fact values up to this size are kept in :class:`LogState`, larger ones by offset."""
 
 
@@ -93,6 +95,8 @@ class LogState(msgspec.Struct, kw_only=True):
     facts: dict[str, dict[str, FactRef]] = msgspec.field(default_factory=dict)
     damaged: int = 0
     torn_bytes: int = 0
+    tail: bytes = b""
+    """The last bytes before ``size`` (up to 32): a log only grew if its old part still ends with them."""
 
     def fact(self, name: str, key: str = "") -> FactRef | None:
         return self.facts.get(name, {}).get(key)
@@ -219,6 +223,21 @@ def _read_from(fd: int, start: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
+def _still_ends_with(fd: int, state: LogState) -> bool:
+    """Whether the bytes ``state`` covers still end with its ``tail``.
+
+    ext4 gives a freed inode to the next new file, so a log that a sync tool or
+    git replaced (temporary file, rename) can come back with its old inode and
+    a larger size but other bytes; folding it from the old size would keep
+    facts and a head the file no longer has.
+    """
+    if not state.size:
+        return True
+    if len(state.tail) != min(state.size, _TAIL_BYTES):
+        return False  # saved before tails were kept, or a damaged index: read the log afresh
+    return os.pread(fd, len(state.tail), state.size - len(state.tail)) == state.tail
+
+
 class LogFile:
     """One append-only log, its lock, and a cached :class:`LogState`.
 
@@ -267,7 +286,7 @@ class LogFile:
         state = self._state
         if (st.st_ino, st.st_size, st.st_mtime_ns) == (state.ino, state.size + state.torn_bytes, state.mtime_ns):
             return state
-        if st.st_ino != state.ino or st.st_size < state.size:
+        if st.st_ino != state.ino or st.st_size < state.size or not _still_ends_with(fd, state):
             state = LogState()
         else:
             # Copy before folding: callers may still hold the old summary.
@@ -282,6 +301,7 @@ class LogFile:
                 break
         else:
             state.size += end
+            state.tail = (state.tail + body[-_TAIL_BYTES:])[-_TAIL_BYTES:]
         state.torn_bytes = torn.length if torn else 0
         state.ino, state.mtime_ns = st.st_ino, st.st_mtime_ns
         self._state = state
@@ -294,7 +314,7 @@ class LogFile:
             buf = f.read()
         body, end, _ = split_torn(buf, 0)
         records, offsets, lengths, damaged = decode_each(body, 0)
-        state = LogState(damaged=len(damaged), size=end)
+        state = LogState(damaged=len(damaged), size=end, tail=body[-_TAIL_BYTES:])
         events: list[Record] = []
         for record, offset, length in zip(records, offsets, lengths, strict=True):
             if record.k == KIND_EVENT:
@@ -381,6 +401,7 @@ class LogFile:
                 return self._refresh(fd)  # the batch made a fork or a gap: summarize the tree
             offset += len(line) + 1
         state.size = offset
+        state.tail = (before.tail + data[-_TAIL_BYTES:])[-_TAIL_BYTES:]
         state.ino, state.mtime_ns = st.st_ino, st.st_mtime_ns
         self._state = state
         return state

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from sessions import LocalSessionService
 from tests.sync_helpers import clone, continue_session, new_session, open_store
 
@@ -62,12 +60,6 @@ def test_reader_sees_whole_versions_while_the_log_is_replaced(tmp_path: Path) ->
     assert replaced > 10 and reads > 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="eventlog/logfile.py LogFile._refresh takes same inode + larger size for growth and folds from the "
-    "old size, so facts of the replaced version stay in the summary; needs a fingerprint of the bytes before "
-    "state.size (owned by the core engineer, who is changing _refresh now)",
-)
 def test_replaced_log_reusing_the_inode_is_not_taken_for_growth(tmp_path: Path) -> None:
     """ext4 hands a freed inode to the next new file, so "write temp, rename" often gives the log
     its old inode back. A version that is longer but not an extension must be read afresh."""
