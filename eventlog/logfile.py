@@ -30,9 +30,9 @@ from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_l
 __all__ = ["Damage", "FactRef", "LogFile", "LogRead", "LogState", "read_log"]
 
 _INLINE_FACT_BYTES: Final = 512
+"""Fact values up to this size are kept in :class:`LogState`, larger ones by offset."""
 _TAIL_BYTES: Final = 32
 """How many of the last covered bytes :class:`LogState` keeps to tell growth from replacement."""
-"""Fact values up to this size are kept in :class:`LogState`, larger ones by offset."""
 
 
 class Damage(msgspec.Struct, frozen=True):
