@@ -345,7 +345,7 @@ class Chat:
 
 
 def input_lines(prompt: str) -> Iterator[str]:
-    """Lines typed at a terminal, with line editing; ends at Ctrl-D."""
+    """Lines typed at a terminal; ends at Ctrl-D."""
     while True:
         try:
             yield input(prompt)

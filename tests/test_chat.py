@@ -290,6 +290,31 @@ def read_until(fd: int, needle: bytes, timeout: float = 60.0) -> bytes:
     return seen
 
 
+def wait_until_waiting_for_input(pid: int, timeout: float = 60.0) -> None:
+    """Wait until ``pid`` sleeps (blocked reading the terminal), as it is when a person presses a key.
+
+    A Ctrl-C that lands between the prompt being written and the read starting is only seen at the next
+    key (CPython checks signals before and after ``read()``, not in between); people are never that fast.
+    """
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        time.sleep(1.0)
+        return
+    deadline = time.monotonic() + timeout
+    asleep_since: float | None = None
+    while time.monotonic() < deadline:
+        state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        now = time.monotonic()
+        if state != "S":
+            asleep_since = None
+        elif asleep_since is None:
+            asleep_since = now
+        elif now - asleep_since > 0.3:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"process {pid} never settled waiting for input")
+
+
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 @pytest.mark.parametrize("key", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
 def test_interactive_chat_on_a_terminal(sessions_cli: SessionsCLI, key: bytes) -> None:
@@ -315,6 +340,7 @@ def test_interactive_chat_on_a_terminal(sessions_cli: SessionsCLI, key: bytes) -
             os.write(primary, b"hello there\r")
             read_until(primary, b"assistant> ")
             read_until(primary, b"you> ")
+            wait_until_waiting_for_input(process.pid)
             os.write(primary, key)
             rest = read_until(primary, b"shows it again")
             assert process.wait(timeout=60) == 0
