@@ -71,6 +71,16 @@ def default_store() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes (0 or more)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one subcommand per operation."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -98,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat = command("chat", "a demo chat that resumes this directory's last session (offline, no model)")
     chat.add_argument(
         "--max-age",
-        type=float,
+        type=_minutes,
         metavar="MINUTES",
         default=DEFAULT_MAX_AGE_MINUTES,
         help="resume a session only if it was active this recently (default: %(default)g)",
@@ -154,6 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_USAGE, str(exc))
     except SessionsError as exc:
         return _fail(EXIT_FAILED, str(exc))
+    except BrokenPipeError:
+        # The reader went away (`sessions show ID --raw | head`); as rich does, stop quietly, and point stdout
+        # at /dev/null so the interpreter's final flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(EXIT_USAGE, f"{where}{exc.strerror or exc}")
