@@ -72,7 +72,7 @@ def read_loop(root: Path, stop: Path) -> None:
         service = LocalSessionService.open(root, lock_timeout=30)
         if reads % 3 == 2:
             # A reindex: throw the cache away and rebuild it from the logs.
-            (root / "index.json").unlink(missing_ok=True)
+            service.drop_index()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DamagedLogWarning)
             sessions = service.list_sessions()

@@ -8,6 +8,8 @@ and every refused write was the documented error with nothing written (each
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -28,6 +30,8 @@ from sessions import (
 )
 
 from ._support import assert_chain_valid, event_contents, run_script
+
+SESSIONS_CLI = str(Path(sys.executable).parent / "sessions")
 
 
 def check_session(root: Path, session_id: str, tags: dict[str, int]) -> None:
@@ -62,6 +66,14 @@ def run_processes(root: Path, *, workers: int, count: int, shared: bool, durabil
         assert proc.stdout.readline() == "ready\n"
     go.touch()
     started = time.monotonic()
+    # Meanwhile the real console script rebuilds the index, again and again.
+    reindexes = 0
+    while any(proc.poll() is None for _, proc in procs):
+        rebuilt = subprocess.run(
+            [SESSIONS_CLI, "--store", str(root), "reindex"], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        reindexes += 1
     acked: Counter[str] = Counter()
     sessions: dict[str, str] = {}
     refused: Counter[str] = Counter()
@@ -98,6 +110,7 @@ def run_processes(root: Path, *, workers: int, count: int, shared: bool, durabil
         "conflicts": refused["conflicts"],
         "busy": refused["busy"],
         "reader": out.strip(),
+        "cli reindexes": reindexes,
     }
 
 
