@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Final
 
@@ -21,7 +22,7 @@ import msgspec
 from eventlog import LogState, atomic_write
 from sessions.errors import UnsafeStorePath
 
-__all__ = ["INDEX_FORMAT", "IndexEntry", "SessionIndex"]
+__all__ = ["INDEX_FORMAT", "Entries", "IndexEntry", "SessionIndex"]
 
 INDEX_FORMAT: Final = 1
 
@@ -41,12 +42,110 @@ class IndexEntry(msgspec.Struct, kw_only=True):
 
 
 class _IndexFile(msgspec.Struct):
+    """The whole file fully decoded; the service reads it as :class:`_StoredIndexFile`."""
+
     format: int
     sessions: dict[str, IndexEntry]
 
 
+class _StoredEntry(msgspec.Struct, kw_only=True):
+    """An entry as read back from the file, its log summary left as raw JSON until it is used."""
+
+    directory: str | None
+    git_root: str | None
+    created_at: dt.datetime
+    log: msgspec.Raw
+
+
+class _StoredIndexFile(msgspec.Struct):
+    format: int
+    sessions: dict[str, _StoredEntry]
+
+
 _encoder: Final = msgspec.json.Encoder()
-_decoder: Final = msgspec.json.Decoder(_IndexFile)
+_decoder: Final = msgspec.json.Decoder(_StoredIndexFile)
+_log_decoder: Final = msgspec.json.Decoder(LogState)
+
+
+class Entries(MutableMapping[str, IndexEntry]):
+    """Index entries by session id. One read from the file is decoded when first used.
+
+    Decoding every log summary of 10,000 sessions costs several times what reading
+    the file does, and ``find_resumable`` needs only the few in one directory.
+    A summary that turns out damaged is dropped (its log is read instead) and
+    :attr:`damaged` is set so the index gets rewritten.
+    """
+
+    def __init__(self) -> None:
+        self._decoded: dict[str, IndexEntry] = {}
+        self._stored: dict[str, _StoredEntry] = {}
+        self.loaded_sizes: dict[str, int] = {}
+        """The log size each stored entry covered when it was read from the file."""
+        self.damaged = False
+
+    def __getitem__(self, session_id: str) -> IndexEntry:
+        entry = self._decoded.get(session_id)
+        if entry is not None:
+            return entry
+        stored = self._stored.pop(session_id)
+        try:
+            log = _log_decoder.decode(stored.log)
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            self.damaged = True
+            raise KeyError(session_id) from None
+        entry = IndexEntry(directory=stored.directory, git_root=stored.git_root, created_at=stored.created_at, log=log)
+        self._decoded[session_id] = entry
+        self.loaded_sizes[session_id] = log.size
+        return entry
+
+    def __setitem__(self, session_id: str, entry: IndexEntry) -> None:
+        self._stored.pop(session_id, None)
+        self._decoded[session_id] = entry
+
+    def __delitem__(self, session_id: str) -> None:
+        if self._decoded.pop(session_id, None) is None:
+            del self._stored[session_id]
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._decoded or session_id in self._stored
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._decoded, *self._stored])
+
+    def __len__(self) -> int:
+        return len(self._decoded) + len(self._stored)
+
+    def clear(self) -> None:
+        self._decoded.clear()
+        self._stored.clear()
+        self.loaded_sizes.clear()
+
+    def place(self, session_id: str) -> tuple[str | None, str | None] | None:
+        """The session's ``(directory, git_root)`` without decoding its log summary, or None."""
+        entry = self._decoded.get(session_id) or self._stored.get(session_id)
+        return (entry.directory, entry.git_root) if entry is not None else None
+
+    def snapshot(self) -> dict[str, IndexEntry]:
+        """Every entry, decoded; damaged ones are left out."""
+        out = dict(self._decoded)
+        for session_id in list(self._stored):
+            try:
+                out[session_id] = self[session_id]
+            except KeyError:
+                continue
+        return out
+
+    def stored(self, session_id: str, entry: _StoredEntry) -> None:
+        """Take in an entry read from the file, to decode when used."""
+        self._decoded.pop(session_id, None)
+        self._stored[session_id] = entry
+
+    def decoded_sizes(self) -> dict[str, int]:
+        return {session_id: entry.log.size for session_id, entry in self._decoded.items()}
+
+    def encodable(self) -> dict[str, IndexEntry | _StoredEntry]:
+        """Every entry as it is written: the ones never decoded go back byte for byte."""
+        return {**self._stored, **self._decoded}
 
 
 class SessionIndex:
@@ -54,12 +153,23 @@ class SessionIndex:
 
     def __init__(self, path: Path, lock_path: Path) -> None:
         self.path = path
-        self.entries: dict[str, IndexEntry] = {}
-        self.dirty = False
+        self.entries = Entries()
+        self._dirty = False
         self._lock = filelock.FileLock(lock_path, timeout=0, mode=0o600)
         self._seen: tuple[int, int, int] | None = None
         self._saved_sizes: dict[str, int] = {}
         self.mutex = threading.RLock()
+
+    @property
+    def dirty(self) -> bool:
+        """True when the saved index is behind (or was found damaged) and should be written."""
+        return self._dirty or self.entries.damaged
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        self._dirty = value
+        if not value:
+            self.entries.damaged = False
 
     def load(self) -> None:
         """Take in what another process saved, if the file changed since we last looked.
@@ -88,11 +198,21 @@ class SessionIndex:
         if loaded.format != INDEX_FORMAT:
             self.dirty = True
             return
-        for session_id, entry in loaded.sessions.items():
+        for session_id, stored in loaded.sessions.items():
+            if session_id not in self.entries:
+                self.entries.stored(session_id, stored)  # decoded when used: most never are
+                continue
             mine = self.entries.get(session_id)
-            if mine is None or (mine.log.ino == entry.log.ino and entry.log.size > mine.log.size):
-                self.entries[session_id] = entry
-            self._saved_sizes[session_id] = entry.log.size
+            try:
+                log = _log_decoder.decode(stored.log)
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+                self.dirty = True
+                continue
+            if mine is None or (mine.log.ino == log.ino and log.size > mine.log.size):
+                self.entries[session_id] = IndexEntry(
+                    directory=stored.directory, git_root=stored.git_root, created_at=stored.created_at, log=log
+                )
+            self._saved_sizes[session_id] = log.size
 
     def put(self, session_id: str, entry: IndexEntry) -> None:
         self.entries[session_id] = entry
@@ -103,7 +223,8 @@ class SessionIndex:
         entry = self.entries.get(session_id)
         if entry is None:
             return 0
-        return entry.log.size - self._saved_sizes.get(session_id, 0)
+        saved = self._saved_sizes.get(session_id, self.entries.loaded_sizes.get(session_id, 0))
+        return entry.log.size - saved
 
     def save(self, *, durable: bool = True) -> bool:
         """Write the index atomically; False if another process is saving it right now or the disk refused.
@@ -118,7 +239,7 @@ class SessionIndex:
         try:
             with self.mutex:
                 self.load()  # keep what another process saved since we last looked
-                data = _encoder.encode(_IndexFile(INDEX_FORMAT, self.entries))
+                data = _encoder.encode({"format": INDEX_FORMAT, "sessions": self.entries.encodable()})
                 try:
                     atomic_write(self.path, data, durable=durable)
                     # Another process may delete the index (a reindex) right after our rename.
@@ -126,7 +247,7 @@ class SessionIndex:
                 except OSError:
                     return False
                 self._seen = (st.st_ino, st.st_size, st.st_mtime_ns)
-                self._saved_sizes = {sid: entry.log.size for sid, entry in self.entries.items()}
+                self._saved_sizes = self.entries.decoded_sizes()
                 self.dirty = False
         finally:
             self._lock.release()

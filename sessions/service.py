@@ -231,7 +231,7 @@ class LocalSessionService:
             for gone in set(self._index.entries) - present:
                 del self._index.entries[gone]
                 self._index.dirty = True
-            entries = dict(self._index.entries)
+            entries = self._index.entries.snapshot()
         for session_id in sorted(present):
             entry = entries.get(session_id)
             if entry is not None:
@@ -305,13 +305,13 @@ class LocalSessionService:
             self._index.load()
         present = self._session_ids_on_disk()
         with self._index.mutex:
-            known = self._index.entries
+            place = self._index.entries.place  # without decoding the summaries of other places
             candidates = [
                 sid
                 for sid in present
-                if sid not in known
-                or (directory is not None and known[sid].directory == directory)
-                or (git_root is not None and known[sid].git_root == git_root)
+                if (known := place(sid)) is None
+                or (directory is not None and known[0] == directory)
+                or (git_root is not None and known[1] == git_root)
             ]
         best: StoredSession | None = None
         for session_id in candidates:

@@ -76,12 +76,17 @@ clean" entries may; such a listing is taken again, at most every :data:`_RELIST_
 _RELIST_NS: Final = 100_000_000
 
 
+_PLAIN_LOG_NAME: Final = 36 + len(".jsonl")
+
+
 class SyncMergeError(SessionsError):
     """Conflict copies could not be merged now; nothing was lost, and they are still in place."""
 
 
 def conflict_copy_session(name: str) -> str | None:
     """The session id whose log ``name`` is a conflict copy of, or None if it is not one."""
+    if len(name) == _PLAIN_LOG_NAME and name.endswith(".jsonl"):
+        return None  # "<id>.jsonl", nearly every name listed: no copy pattern can match it
     for pattern in _COPY_NAMES:
         match = pattern.fullmatch(name)
         if match is not None:

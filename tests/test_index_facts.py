@@ -79,3 +79,35 @@ def test_index_written_before_the_fix_still_reads_right(tmp_path: Path) -> None:
     with LocalSessionService.open(tmp_path) as service:
         assert service.get_metadata(ids[0], "tracker") == long_value
         assert service.get_metadata(ids[0], "small") == "v0"
+
+
+def test_entries_are_decoded_only_when_used(tmp_path: Path) -> None:
+    ids, _ = _store(tmp_path)
+    index = SessionIndex(tmp_path / "index.json", tmp_path / "locks" / "index.lock")
+    index.load()
+    assert index.entries.place(ids[2]) == ("/p2", None)
+    assert index.entries.loaded_sizes == {}, "placing a session decoded its log summary"
+    assert index.entries[ids[2]].log.events == 1
+    assert list(index.entries.loaded_sizes) == [ids[2]]
+    assert index.save()
+    again = SessionIndex(tmp_path / "index.json", tmp_path / "locks" / "index.lock")
+    again.load()
+    assert {sid: e.log for sid, e in again.entries.snapshot().items()} == {
+        sid: e.log for sid, e in index.entries.snapshot().items()
+    }
+
+
+def test_a_damaged_summary_costs_only_its_own_session(tmp_path: Path) -> None:
+    ids, _ = _store(tmp_path)
+    index_path = tmp_path / "index.json"
+    saved = msgspec.json.decode(index_path.read_bytes())
+    saved["sessions"][ids[0]]["log"] = {"size": "not a number"}
+    index_path.write_bytes(msgspec.json.encode(saved))
+    with LocalSessionService.open(tmp_path) as service:
+        found = service.find_resumable("/p0", None, 3600)
+        assert found is not None and found.id == ids[0] and found.event_count == 1
+        listed = service.list_sessions(include_archived=True)
+        assert sorted(s.id for s in listed) == sorted(ids)
+    index = SessionIndex(index_path, tmp_path / "locks" / "index.lock")
+    index.load()
+    assert index.entries[ids[0]].log.events == 1  # find_resumable rewrote it from the log
