@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final
 
 import filelock
 
-from eventlog import KIND_EVENT, LogRead, UnsafeLogPath, atomic_write, build_tree, read_log
+from eventlog import KIND_EVENT, Finding, LogRead, UnsafeLogPath, atomic_write, build_tree, read_log
 from eventlog.durability import FILE_MODE
 from eventlog.logfile import read_bytes
 from eventlog.merge import LogChanged, MergedLog, merge_into, merge_logs, merged_state
@@ -52,6 +52,7 @@ __all__ = [
     "CopiesMerged",
     "SyncMergeError",
     "conflict_copies",
+    "conflict_copy_findings",
     "conflict_copy_session",
     "merge_before_append",
     "merge_conflict_copies",
@@ -310,6 +311,19 @@ def merge_conflict_copies(service: LocalSessionService, *, dry_run: bool) -> lis
         if result is not None:
             results.append(result)
     return results
+
+
+def conflict_copy_findings(log_path: Path) -> list[Finding]:
+    """A ``conflict_copy`` finding for each copy beside a log: not damage, since readers merge it."""
+    return [
+        Finding(
+            0,
+            "conflict_copy",
+            f"{copy.name} is a sync tool's conflict copy of this log: it loads as part of the session; "
+            "`sessions doctor` merges it in for good",
+        )
+        for copy in _copies_of(log_path)
+    ]
 
 
 def merge_before_append(service: LocalSessionService, session_id: str) -> None:

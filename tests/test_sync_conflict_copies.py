@@ -381,3 +381,15 @@ def test_symlinked_trash_is_refused_before_anything_changes(tmp_path: Path) -> N
     assert result.error is not None and "trash" in result.error
     assert copy.exists() and a.log_path(sid).read_bytes() == log_before
     assert list(elsewhere.iterdir()) == []
+
+
+def test_verify_reports_conflict_copies_without_calling_them_damage(tmp_path: Path) -> None:
+    a, b, sid = _diverged(tmp_path)
+    assert [f for f in a.verify(sid).findings if f.kind == "conflict_copy"] == []
+    copy = _lay_copy(a, b, sid, SYNCTHING_COPY)
+    report = a.verify(sid)
+    (finding,) = [f for f in report.findings if f.kind == "conflict_copy"]
+    assert copy.name in finding.detail and "sessions doctor" in finding.detail
+    assert report.ok
+    merge_conflict_copies(a, dry_run=False)
+    assert [f for f in a.verify(sid).findings if f.kind == "conflict_copy"] == []
