@@ -58,7 +58,13 @@ from sessions.errors import (
 from sessions.events import EVENT_TYPES, ConversationEvent, UnknownEvent, deserialize_event
 from sessions.index import IndexEntry, SessionIndex
 from sessions.models import StoredEvent, StoredSession, VerifyReport
-from sessions.sync import conflict_copies, merge_before_append, read_with_conflict_copies, with_conflict_copies
+from sessions.sync import (
+    conflict_copies,
+    conflict_copy_findings,
+    merge_before_append,
+    read_with_conflict_copies,
+    with_conflict_copies,
+)
 from sessions.tree import SessionTree, read_session_tree
 
 __all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
@@ -558,7 +564,7 @@ class LocalSessionService:
             size=report.size,
             events=report.events,
             heads=report.heads,
-            findings=report.findings,
+            findings=report.findings + conflict_copy_findings(path),
             unknown_types=unknown,
         )
 
