@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable, Iterable, Sequence
@@ -11,7 +12,7 @@ from typing import Any, Final, NamedTuple
 import msgspec
 
 from eventlog import FORMAT_VERSION, KIND_HEADER, decode_record, sync_dir, sync_file, verify_log
-from sessions.errors import SessionNotFound, SessionsError
+from sessions.errors import SessionNotFound, SessionsError, UnsafeStorePath
 from sessions.events import deserialize_event
 from sessions.service import LocalSessionService, check_session_id
 from sessions.sync import merge_conflict_copies
@@ -221,7 +222,7 @@ def _read_regular(path: Path, session_id: str, service: LocalSessionService) -> 
     except FileNotFoundError:
         raise SessionNotFound(f"no session {session_id} in {service.root}") from None
     if not stat.S_ISREG(st.st_mode):
-        raise ImportRefused(f"{path} is not a regular file; it was not exported")
+        raise UnsafeStorePath(f"{path} is not a regular file (a symlink?); it was not exported")
     return path.read_bytes()
 
 
@@ -258,6 +259,10 @@ def import_session(service: LocalSessionService, path: Path) -> str:
             raise ImportRefused(
                 f"session {session_id} already exists in {service.root}; nothing was imported"
             ) from None
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            _create_exclusive(target, data, durable=service.durability == "fsync", session_id=session_id)
     finally:
         if fd >= 0:
             os.close(fd)
@@ -267,6 +272,27 @@ def import_session(service: LocalSessionService, path: Path) -> str:
     service.get_session(session_id)  # index it
     service.close()
     return session_id
+
+
+_NO_HARD_LINKS: Final = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+"""What link() fails with on file systems without hard links (FAT, exFAT, some network and FUSE mounts)."""
+
+
+def _create_exclusive(target: Path, data: bytes, *, durable: bool, session_id: str) -> None:
+    """Write ``target`` only if it does not exist; a crash part-way leaves a torn tail that ``doctor`` cuts."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise ImportRefused(
+            f"session {session_id} already exists in {target.parent.parent}; nothing was imported"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+        if durable:
+            sync_file(fd)
+    finally:
+        os.close(fd)
 
 
 def _check_importable(path: Path, data: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import filelock
 import pytest
 
-from sessions import LocalSessionService, SessionManager, Text, ToolCall, ToolResult, UserMessage
+from sessions import LocalSessionService, SessionManager, Text, ToolCall, ToolResult, UserMessage, maintenance
 from sessions._cli_render import time_ago
 from tests.conftest import SessionsCLI
 
@@ -433,3 +434,22 @@ def test_a_reader_that_goes_away_gets_no_traceback(sessions_cli: SessionsCLI, ho
     # rich exits 1 on a broken pipe; a raw write may instead end on a short write the kernel reports as success.
     assert code in (0, 1), err
     assert err == ""
+
+
+def test_import_without_hard_links_still_never_overwrites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On FAT, exFAT and some network mounts link() fails; import then creates the log exclusively."""
+    session_id = make_session(tmp_path / "source")
+    exported = tmp_path / "source" / "sessions" / f"{session_id}.jsonl"
+
+    def no_hard_links(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    with LocalSessionService.open(tmp_path / "target") as target:
+        assert maintenance.import_session(target, exported) == session_id
+        assert target.log_path(session_id).read_bytes() == exported.read_bytes()
+        assert [p.name for p in target.sessions_dir.iterdir()] == [f"{session_id}.jsonl"]  # no staging file left
+        with pytest.raises(maintenance.ImportRefused, match="already exists"):
+            maintenance.import_session(target, exported)
+        session = target.get_session(session_id)
+        assert session is not None and session.event_count == 4
