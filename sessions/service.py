@@ -495,14 +495,9 @@ class LocalSessionService:
         ref = entry.log.fact(FACT_METADATA, _require_str(key, "key"))
         if ref is None:
             return None
-        if ref.value is not None:
-            return _str_decoder.decode(ref.value)
-        path = self.log_path(session_id)
-        with open(path, "rb") as f:
-            f.seek(ref.offset)
-            line = f.read(ref.length)
-        record = msgspec.json.decode(line, type=Record)
-        return _str_decoder.decode(record.data)
+        raw = ref.value if ref.value is not None else _read_fact(self.log_path(session_id), ref)
+        # A value that is not a string (a newer version's, or edited by hand) reads as missing, not as a crash.
+        return _loads_str(raw) if raw is not None else None
 
     def set_metadata(self, session_id: str, key: str, value: str) -> None:
         """Store ``value`` under ``key`` (the newest write wins)."""
