@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventlog import FORMAT_VERSION, KIND_EVENT, KIND_HEADER, Record, encode_records, new_id
+from eventlog import FORMAT_VERSION, KIND_EVENT, KIND_FACT, KIND_HEADER, Record, encode_records, new_id
 from sessions import (
     DamagedLogWarning,
     LocalSessionService,
@@ -75,16 +75,22 @@ class Built:
     gaps: list[int] = field(default_factory=list)
     torn: int | None = None
     event_ids: list[str] = field(default_factory=list)
+    header_kind: str = "good"
 
 
 @st.composite
-def hostile_logs(draw: st.DrawFn, session_id: str) -> Built:
-    """A log of good events mixed with garbage, duplicates, dangling parents and maybe a torn tail."""
-    built = Built(header(session_id))
+def hostile_logs(draw: st.DrawFn) -> Built:
+    """A log of good events mixed with garbage, duplicates, dangling parents, odd facts and maybe a torn tail.
+
+    Offsets are relative to the end of the header line, which :func:`check_log` writes.
+    """
+    built = Built(b"", header_kind=draw(st.sampled_from(["good", "good", "garbage", "wrong_data", "future", "none"])))
     previous: str | None = None
     lines: dict[str, bytes] = {}
     for _ in range(draw(st.integers(0, 12))):
-        kind = draw(st.sampled_from(["event", "event", "garbage", "truncated", "duplicate", "dangling", "bad_payload"]))
+        kind = draw(
+            st.sampled_from(["event", "event", "garbage", "truncated", "duplicate", "dangling", "bad_payload", "fact"])
+        )
         offset = len(built.data)
         if kind == "event" or (kind == "duplicate" and not lines):
             event_id = new_id()
@@ -102,6 +108,13 @@ def hostile_logs(draw: st.DrawFn, session_id: str) -> Built:
             built.event_ids.append(event_id)
             built.gaps.append(offset)
             previous = event_id
+        elif kind == "fact":
+            # A well-formed fact whose value has a shape the service does not expect.
+            name = draw(st.sampled_from(["archived", "server_session_id", "metadata", "from-the-future"]))
+            value = draw(_json_wrong_shape | st.text(min_size=600, max_size=700).map(msgspec.json.encode))
+            key = draw(st.sampled_from([None, "", "k"]))
+            record = Record(k=KIND_FACT, id=new_id(), ts=TS, type=name, key=key, data=msgspec.Raw(value))
+            line = encode_records([record])
         elif kind == "bad_payload":
             # A well-formed record whose payload holds bytes that are not UTF-8.
             line = event_line(new_id(), previous, "@").replace(b'"@"', b'"' + draw(_not_utf8) + b'"')
@@ -130,6 +143,8 @@ def exercise_reads(root: Path, session_id: str) -> list[str]:
         assert stored is not None
         events = service.load_events(session_id)
         SessionManager.resume(service, stored)
+        for key in ("", "k"):
+            service.get_metadata(session_id, key)
         assert [s.id for s in service.list_sessions()] == [session_id]
         service.find_resumable("/hostile", None, 10**9)
         service.close()
@@ -137,11 +152,31 @@ def exercise_reads(root: Path, session_id: str) -> list[str]:
     return [e.id for e in events]
 
 
-def check_log(root: Path, built: Built) -> None:
+def header_line(session_id: str, kind: str, garbage: bytes) -> tuple[bytes, bool]:
+    """The first line for ``kind`` of header, and whether it is a damaged line."""
+    if kind == "garbage":
+        return garbage + b"\n", True
+    if kind == "none":
+        return b"", False
+    if kind == "wrong_data":
+        data = msgspec.Raw(b'[1,{"directory":5,"git_root":["x"]}]')
+        return encode_records([Record(k=KIND_HEADER, id=session_id, ts=TS, v=FORMAT_VERSION, data=data)]), False
+    if kind == "future":
+        return encode_records([Record(k=KIND_HEADER, id=session_id, ts=TS, v=FORMAT_VERSION + 7)]), False
+    return header(session_id), False
+
+
+def check_log(root: Path, built: Built, garbage_header: bytes = b"\x00garbage") -> None:
     session_id = new_id()
     sessions = root / "sessions"
     sessions.mkdir(parents=True, exist_ok=True)
-    built.data = built.data.replace(built.data[: built.data.index(b"\n")], header(session_id)[:-1], 1)
+    first, first_damaged = header_line(session_id, built.header_kind, garbage_header)
+    shift = len(first)
+    built.data = first + built.data
+    built.damaged = [0] * first_damaged + [o + shift for o in built.damaged]
+    built.duplicates = [o + shift for o in built.duplicates]
+    built.gaps = [o + shift for o in built.gaps]
+    built.torn = built.torn + shift if built.torn is not None else None
     path = sessions / f"{session_id}.jsonl"
     path.write_bytes(built.data)
     os.chmod(path, 0o600)
@@ -185,10 +220,10 @@ def check_log(root: Path, built: Built) -> None:
 
 def fuzz_logs(examples: int) -> None:
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(built=hostile_logs("00000000-0000-7000-8000-000000000000"))
-    def scenario(built: Built) -> None:
+    @given(built=hostile_logs(), garbage_header=_garbage)
+    def scenario(built: Built, garbage_header: bytes) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            check_log(Path(tmp), built)
+            check_log(Path(tmp), built, garbage_header)
 
     scenario()
 
@@ -307,3 +342,16 @@ def test_a_50_mb_line_is_skipped_and_reported(tmp_path: Path) -> None:
         resumed = SessionManager.resume(service, stored)
         resumed.manager.persist_events([*resumed.events, UserMessage("after")])
     assert path.read_bytes().startswith(data)
+
+
+@pytest.mark.parametrize("value", [b"null", b"[]", b"5", b'{"a":1}', b'"' + b"x" * 600 + b'"'])
+def test_metadata_of_an_unexpected_shape_reads_as_missing_or_its_text(tmp_path: Path, value: bytes) -> None:
+    """A metadata fact a newer version (or a hand edit) wrote with a non-string value must not crash get_metadata."""
+    service = LocalSessionService.open(tmp_path)
+    manager = SessionManager.create_new(service, "/p", None)
+    manager.persist_events([UserMessage("x")])
+    fact = Record(k=KIND_FACT, id=new_id(), ts=TS, type="metadata", key="k", data=msgspec.Raw(value))
+    with open(service.log_path(manager.session_id), "ab") as f:
+        f.write(encode_records([fact]))
+    expected = msgspec.json.decode(value) if value.startswith(b'"') else None
+    assert LocalSessionService.open(tmp_path).get_metadata(manager.session_id, "k") == expected
