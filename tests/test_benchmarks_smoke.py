@@ -26,6 +26,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     )
     data = msgspec.json.decode(out.read_bytes())
     assert isinstance(data, dict)
+    data["_path"] = str(out)
     assert list(scratch.iterdir()) == [], "the harness left scratch files behind"
     return data
 
@@ -100,3 +101,19 @@ def test_targets_are_judged(report: dict[str, object]) -> None:
         assert t["kind"] in ("max", "min")
         if t["value"] is not None:
             assert t["met"] == (t["value"] <= t["limit"] if t["kind"] == "max" else t["value"] >= t["limit"])
+
+
+def test_report_renders_every_peer_and_target(report: dict[str, object]) -> None:
+    markdown = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "report.py"), str(report["_path"])],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    for peer in PEERS:
+        assert f"| {peer} |" in markdown
+    targets = report["targets"]
+    assert isinstance(targets, list)
+    for t in targets:
+        assert f"| {t['name']} |" in markdown
