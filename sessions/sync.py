@@ -39,7 +39,7 @@ import filelock
 
 from eventlog import KIND_EVENT, Finding, LogRead, UnsafeLogPath, atomic_write, build_tree, read_log
 from eventlog.durability import FILE_MODE
-from eventlog.logfile import read_bytes
+from eventlog.logfile import Damage, decode_each, read_bytes, split_torn
 from eventlog.merge import LogChanged, MergedLog, merge_into, merge_logs, merged_state
 from sessions.errors import DamagedLogWarning, SessionBusy, SessionsError, UnsafeStorePath
 from sessions.index import IndexEntry
@@ -141,31 +141,39 @@ def _copies_of(log_path: Path) -> list[Path]:
 
 
 def _read_union(log_path: Path, copies: Sequence[Path]) -> tuple[LogRead, MergedLog]:
-    """The log and its copies merged; damage in a copy is reported with the copy's name.
-
-    Each file is read twice (tolerantly for the report, raw for the merge):
-    copies are rare and short-lived, so clarity wins over the second read.
-    """
-    main = read_log(log_path)
-    bufs = [read_bytes(log_path, 0)]
+    """The log and its copies merged; damage in a copy is reported with the copy's name."""
+    main = read_bytes(log_path, 0)
+    bufs = [main]
+    read: list[Path] = []
     for copy in copies:
         try:
-            read = read_log(copy)
-            bufs.append(read_bytes(copy, 0))
+            buf = read_bytes(copy, 0)
         except FileNotFoundError:
             continue  # merged and moved to the trash meanwhile: its lines are in the log now
         except UnsafeLogPath as exc:
             warnings.warn(f"{exc}; conflict copy skipped", DamagedLogWarning, stacklevel=4)
             continue
-        if read.damaged or read.torn:
+        bufs.append(buf)
+        read.append(copy)
+    merged = merge_logs(bufs)
+    # Finding which file a damaged line came from costs a second decode, so only when there is one.
+    damage = [_damage(buf, checked=bool(merged.damaged)) for buf in bufs]
+    for copy, (damaged, torn) in zip(read, damage[1:], strict=True):
+        if damaged or torn:
             warnings.warn(
-                f"{copy}: conflict copy has {len(read.damaged) + bool(read.torn)} damaged line(s); "
+                f"{copy}: conflict copy has {len(damaged) + bool(torn)} damaged line(s); "
                 "they were skipped, not deleted",
                 DamagedLogWarning,
                 stacklevel=4,
             )
-    merged = merge_logs(bufs)
-    return LogRead(records=merged.records, damaged=main.damaged, torn=main.torn, size=main.size), merged
+    damaged, torn = damage[0]
+    size = torn.offset if torn is not None else len(main)
+    return LogRead(records=merged.records, damaged=damaged, torn=torn, size=size), merged
+
+
+def _damage(buf: bytes, *, checked: bool) -> tuple[list[Damage], Damage | None]:
+    body, _, torn = split_torn(buf, 0)
+    return (decode_each(body, 0)[3] if checked else []), torn
 
 
 def read_with_conflict_copies(log_path: Path) -> LogRead:

@@ -393,3 +393,20 @@ def test_verify_reports_conflict_copies_without_calling_them_damage(tmp_path: Pa
     assert report.ok
     merge_conflict_copies(a, dry_run=False)
     assert [f for f in a.verify(sid).findings if f.kind == "conflict_copy"] == []
+
+
+def test_damage_in_the_log_itself_is_reported_with_its_offset_when_a_copy_is_present(tmp_path: Path) -> None:
+    from sessions import DamagedLogWarning
+
+    a, b, sid = _diverged(tmp_path)
+    log = a.log_path(sid)
+    good = log.read_bytes()
+    with open(log, "ab") as f:
+        f.write(b"{broken\n")
+    _lay_copy(a, b, sid, SYNCTHING_COPY)
+    with pytest.warns(DamagedLogWarning) as caught:
+        events = a.load_events(sid)
+    assert [str(w.message) for w in caught if "conflict copy" in str(w.message)] == []
+    (message,) = [str(w.message) for w in caught]
+    assert str(log) in message and f"[{len(good)}]" in message
+    assert len(events) == 8
