@@ -19,9 +19,9 @@ HERE: Final = Path(__file__).parent
 CHAIN_FINDINGS: Final = frozenset({"duplicate", "gap"})
 
 
-def run_script(name: str, *args: str) -> subprocess.Popen[str]:
+def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start one of the scripts beside this file as a real subprocess with line-buffered stdout."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore", **(env or {}))
     return subprocess.Popen(
         [sys.executable, str(HERE / name), *args],
         stdout=subprocess.PIPE,

@@ -13,10 +13,12 @@ acknowledged persist and a final ``done`` line with counts; they print
 ``ready`` and wait for GO_FILE first, so that all of them start at once. ``reader`` lists,
 searches and rebuilds the index until STOP_FILE exists, checking that what it
 sees only ever grows, and prints ``reads N`` and any ``bad ...`` it saw.
+Writers wait ``$RELIABILITY_LOCK_TIMEOUT`` seconds (default 30) for a session's lock.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -36,6 +38,7 @@ from sessions import (
 )
 
 AnyEvents = list[ConversationEvent | UnknownEvent]
+LOCK_TIMEOUT = float(os.environ.get("RELIABILITY_LOCK_TIMEOUT", "30"))
 
 
 def resume(service: LocalSessionService, session_id: str) -> tuple[SessionManager, AnyEvents]:
@@ -101,11 +104,11 @@ def main() -> None:
         return
     if mode == "shared":
         session_id, tag, count, durability = sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
-        service = LocalSessionService.open(root, durability=durability, lock_timeout=30)
+        service = LocalSessionService.open(root, durability=durability, lock_timeout=LOCK_TIMEOUT)
         manager, events = resume(service, session_id)
     else:
         tag, count, durability = sys.argv[3], int(sys.argv[4]), sys.argv[5]
-        service = LocalSessionService.open(root, durability=durability, lock_timeout=30)
+        service = LocalSessionService.open(root, durability=durability, lock_timeout=LOCK_TIMEOUT)
         manager, events = SessionManager.create_new(service, f"/own/{tag}", None), []
     print("ready", flush=True)
     go = Path(sys.argv[-1])

@@ -48,7 +48,9 @@ def check_session(root: Path, session_id: str, tags: dict[str, int]) -> None:
     assert stored is not None and stored.event_count == len(contents)
 
 
-def run_processes(root: Path, *, workers: int, count: int, shared: bool, durability: str) -> dict[str, object]:
+def run_processes(
+    root: Path, *, workers: int, count: int, shared: bool, durability: str, lock_timeout: float = 30
+) -> dict[str, object]:
     service = LocalSessionService.open(root, durability=durability)
     session_id = new_id()
     if shared:
@@ -60,7 +62,8 @@ def run_processes(root: Path, *, workers: int, count: int, shared: bool, durabil
     for w in range(workers):
         tag = f"w{w}"
         args = ["shared", str(root), session_id] if shared else ["own", str(root)]
-        procs.append((tag, run_script("concurrency_worker.py", *args, tag, str(count), durability, str(go))))
+        env = {"RELIABILITY_LOCK_TIMEOUT": str(lock_timeout)}
+        procs.append((tag, run_script("concurrency_worker.py", *args, tag, str(count), durability, str(go), env=env)))
     for _, proc in procs:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
@@ -117,6 +120,14 @@ def run_processes(root: Path, *, workers: int, count: int, shared: bool, durabil
 @pytest.mark.parametrize("shared", [True, False], ids=["one-session", "own-sessions"])
 def test_processes_quick(tmp_path: Path, shared: bool) -> None:
     run_processes(tmp_path / "store", workers=8, count=200, shared=shared, durability="flush")
+
+
+def test_busy_writers_are_refused_with_nothing_written(tmp_path: Path) -> None:
+    """With no patience for the lock, writers get SessionBusy often; each refusal wrote nothing."""
+    figures = run_processes(
+        tmp_path / "store", workers=8, count=60, shared=True, durability="fsync", lock_timeout=0.0005
+    )
+    assert isinstance(figures["busy"], int) and figures["busy"] > 0, figures
 
 
 @pytest.mark.stress

@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,3 +129,81 @@ def test_sigkill_stress(tmp_path: Path, durability: str) -> None:
     print(f"\ncrash[{durability}]: {run}")
     assert run.kills == kills
     assert run.torn_injected > 0
+
+
+def kill_among_writers(root: Path, *, writers: int, kills: int, durability: str, seed: int) -> dict[str, int]:
+    """Writers share one session; one at a time is SIGKILLed (maybe holding the lock) and replaced.
+
+    The others must go on (a dead writer's lock is released with its process), and
+    every event any of them acknowledged must be on disk once, in its writer's order.
+    """
+    rng = random.Random(seed)
+    service = LocalSessionService.open(root, durability=durability)
+    session_id = new_id()
+    service.create_session(session_id, "/shared", None)
+    go = root / "go"
+    go.touch()
+    acked: Counter[str] = Counter()
+    guard = threading.Lock()
+    running: dict[str, tuple[subprocess.Popen[str], threading.Thread]] = {}
+
+    def pump(proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("ack "):
+                tag, _, n = line[4:].strip().partition(":")
+                with guard:
+                    acked[tag] = max(acked[tag], int(n) + 1)
+
+    def start(tag: str) -> None:
+        args = ["shared", str(root), session_id, tag, "10000000", durability, str(go)]
+        proc = run_script("concurrency_worker.py", *args)
+        thread = threading.Thread(target=pump, args=(proc,))
+        thread.start()
+        running[tag] = (proc, thread)
+
+    def kill(tag: str) -> None:
+        proc, thread = running.pop(tag)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        thread.join()
+        assert proc.returncode == -signal.SIGKILL
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+
+    for n in range(writers):
+        start(f"k{n}")
+    for n in range(kills):
+        time.sleep(rng.uniform(0.02, 0.25))
+        kill(rng.choice(sorted(running)))
+        start(f"k{writers + n}")
+    with guard:
+        before = sum(acked.values())
+    time.sleep(1.0)
+    with guard:
+        after = sum(acked.values())
+    assert after > before, "the surviving writers stopped making progress"
+    for tag in sorted(running):
+        kill(tag)
+
+    contents = event_contents(root, session_id)
+    assert len(set(contents)) == len(contents), "an event was written twice"
+    for tag in set(acked) | {c.partition(":")[0] for c in contents}:
+        mine = [c for c in contents if c.startswith(f"{tag}:")]
+        assert mine == [f"{tag}:{i}" for i in range(len(mine))], f"{tag}: out of order"
+        assert len(mine) >= acked[tag], f"{tag}: {acked[tag]} acknowledged, {len(mine)} on disk"
+    assert_chain_valid(service.log_path(session_id))
+    return {"kills": kills, "events": len(contents), "acknowledged": sum(acked.values())}
+
+
+def test_sigkill_among_concurrent_writers_quick(tmp_path: Path) -> None:
+    kill_among_writers(tmp_path, writers=4, kills=12, durability="fsync", seed=7)
+
+
+@pytest.mark.stress
+@pytest.mark.parametrize("durability", ["fsync", "flush"])
+def test_sigkill_among_concurrent_writers_stress(tmp_path: Path, durability: str) -> None:
+    kills = int(os.environ.get("RELIABILITY_KILLS", "200"))
+    figures = kill_among_writers(tmp_path, writers=4, kills=kills, durability=durability, seed=11)
+    print(f"\nkills among writers[{durability}]: {figures}")
