@@ -82,6 +82,8 @@ class Entries(MutableMapping[str, IndexEntry]):
         self.loaded_sizes: dict[str, int] = {}
         """The log size each stored entry covered when it was read from the file."""
         self.damaged = False
+        self._by_place: dict[str | None, set[str]] = {}
+        """Session ids by directory and by git root (one map: callers check which matched)."""
 
     def __getitem__(self, session_id: str) -> IndexEntry:
         entry = self._decoded.get(session_id)
@@ -99,12 +101,25 @@ class Entries(MutableMapping[str, IndexEntry]):
         return entry
 
     def __setitem__(self, session_id: str, entry: IndexEntry) -> None:
+        self._unplace(session_id)
         self._stored.pop(session_id, None)
         self._decoded[session_id] = entry
+        self._place(session_id, entry.directory, entry.git_root)
 
     def __delitem__(self, session_id: str) -> None:
+        self._unplace(session_id)
         if self._decoded.pop(session_id, None) is None:
             del self._stored[session_id]
+
+    def _place(self, session_id: str, directory: str | None, git_root: str | None) -> None:
+        for where in (directory, git_root):
+            if where is not None:
+                self._by_place.setdefault(where, set()).add(session_id)
+
+    def _unplace(self, session_id: str) -> None:
+        for where in self.place(session_id) or ():
+            if where is not None:
+                self._by_place.get(where, set()).discard(session_id)
 
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._decoded or session_id in self._stored
@@ -119,11 +134,16 @@ class Entries(MutableMapping[str, IndexEntry]):
         self._decoded.clear()
         self._stored.clear()
         self.loaded_sizes.clear()
+        self._by_place.clear()
 
     def place(self, session_id: str) -> tuple[str | None, str | None] | None:
         """The session's ``(directory, git_root)`` without decoding its log summary, or None."""
         entry = self._decoded.get(session_id) or self._stored.get(session_id)
         return (entry.directory, entry.git_root) if entry is not None else None
+
+    def placed(self, directory: str | None, git_root: str | None) -> set[str]:
+        """Ids of the sessions whose directory or git root is one of these (a superset: check which)."""
+        return set().union(*(self._by_place.get(where, ()) for where in (directory, git_root) if where is not None))
 
     def snapshot(self) -> dict[str, IndexEntry]:
         """Every entry, decoded; damaged ones are left out."""
@@ -137,8 +157,10 @@ class Entries(MutableMapping[str, IndexEntry]):
 
     def stored(self, session_id: str, entry: _StoredEntry) -> None:
         """Take in an entry read from the file, to decode when used."""
+        self._unplace(session_id)
         self._decoded.pop(session_id, None)
         self._stored[session_id] = entry
+        self._place(session_id, entry.directory, entry.git_root)
 
     def decoded_sizes(self) -> dict[str, int]:
         return {session_id: entry.log.size for session_id, entry in self._decoded.items()}

@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import re
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -73,6 +74,8 @@ LOG_SUFFIX: Final = ".jsonl"
 FACT_SERVER_SESSION: Final = "server_session_id"
 FACT_ARCHIVED: Final = "archived"
 FACT_METADATA: Final = "metadata"
+LISTING_TRUSTED_AFTER_NS: Final = 2_000_000_000
+"""A listing of ``ROOT/sessions`` is reused while the folder's mtime stays put, once it is this old."""
 INDEX_SAVE_LAG: Final = 1 << 20
 """Save the index once a session's log has grown this many bytes past it."""
 
@@ -143,6 +146,7 @@ class LocalSessionService:
         self._index = SessionIndex(root / "index.json", self.locks_dir / "index.lock")
         self._logs: dict[str, LogFile] = {}
         self._logs_mutex = threading.Lock()
+        self._listing: tuple[int, frozenset[str]] | None = None
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], *, lock_timeout: float = 2.0, durability: str = "fsync") -> Self:
@@ -255,12 +259,34 @@ class LocalSessionService:
             except UnsafeStorePath as exc:
                 warnings.warn(str(exc), DamagedLogWarning, stacklevel=3)
 
-    def _session_ids_on_disk(self) -> list[str]:
-        ids = []
-        for name in os.listdir(self.sessions_dir):
-            if name.endswith(LOG_SUFFIX) and _SESSION_ID.fullmatch(name[: -len(LOG_SUFFIX)]):
-                ids.append(name[: -len(LOG_SUFFIX)])
+    def _session_ids_on_disk(self) -> frozenset[str]:
+        """The ids of the logs in ``ROOT/sessions``, listed again only when the folder changed."""
+        mtime_ns = os.stat(self.sessions_dir).st_mtime_ns
+        listing = self._listing
+        if listing is not None and listing[0] == mtime_ns:
+            return listing[1]
+        ids = frozenset(
+            name[: -len(LOG_SUFFIX)]
+            for name in os.listdir(self.sessions_dir)
+            if name.endswith(LOG_SUFFIX) and _SESSION_ID.fullmatch(name[: -len(LOG_SUFFIX)])
+        )
+        # A log added within the folder's mtime tick would not move it (git's "racily clean"),
+        # so only a folder that has not changed for a while is trusted to mean "same logs".
+        self._listing = (mtime_ns, ids) if time.time_ns() - mtime_ns > LISTING_TRUSTED_AFTER_NS else None
         return ids
+
+    def _current_entry(self, session_id: str) -> IndexEntry:
+        """The session's entry: the index's if it covers the log as it is (one lstat), else refreshed."""
+        with self._index.mutex:
+            entry = self._index.entries.get(session_id)
+        if entry is not None:
+            path = self.sessions_dir / f"{session_id}{LOG_SUFFIX}"
+            try:
+                if entry.is_current(os.lstat(path)):
+                    return with_conflict_copies(entry, path)
+            except FileNotFoundError:
+                raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+        return self._entry(session_id)
 
     def _save_index_if_dirty(self) -> None:
         with self._index.mutex:
@@ -311,18 +337,13 @@ class LocalSessionService:
             self._index.load()
         present = self._session_ids_on_disk()
         with self._index.mutex:
-            place = self._index.entries.place  # without decoding the summaries of other places
-            candidates = [
-                sid
-                for sid in present
-                if (known := place(sid)) is None
-                or (directory is not None and known[0] == directory)
-                or (git_root is not None and known[1] == git_root)
-            ]
+            entries = self._index.entries
+            # Sessions the index does not know yet, and those it places here (without decoding the others).
+            candidates = present.difference(entries) | present.intersection(entries.placed(directory, git_root))
         best: StoredSession | None = None
         for session_id in candidates:
             try:
-                entry = self._entry(session_id)
+                entry = self._current_entry(session_id)
             except (SessionNotFound, UnsafeStorePath):
                 continue
             if not (

@@ -12,6 +12,7 @@ import datetime as dt
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from eventlog import FactRef
 from sessions import LocalSessionService, SessionManager, UserMessage
@@ -111,3 +112,39 @@ def test_a_damaged_summary_costs_only_its_own_session(tmp_path: Path) -> None:
     index = SessionIndex(index_path, tmp_path / "locks" / "index.lock")
     index.load()
     assert index.entries[ids[0]].log.events == 1  # find_resumable rewrote it from the log
+
+
+def test_find_resumable_sees_logs_added_by_another_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sessions.service
+
+    # Trust listings at once, so only the folder's mtime tells a reused listing from a stale one.
+    monkeypatch.setattr(sessions.service, "LISTING_TRUSTED_AFTER_NS", -(10**12))
+    ids, _ = _store(tmp_path)
+    reader = LocalSessionService.open(tmp_path)
+    assert reader.find_resumable("/p2", None, 3600) is not None
+    assert reader.find_resumable("/p9", None, 3600) is None
+    with LocalSessionService.open(tmp_path, durability="flush") as writer:
+        manager = SessionManager.create_new(writer, "/p9", None)
+        manager.persist_events([UserMessage("from elsewhere")])
+    found = reader.find_resumable("/p9", None, 3600)
+    assert found is not None and found.id == manager.session_id
+    assert sorted(s.id for s in reader.list_sessions(include_archived=True)) == sorted([*ids, manager.session_id])
+
+
+def test_find_resumable_agrees_with_a_scan_of_every_session(tmp_path: Path) -> None:
+    with LocalSessionService.open(tmp_path, durability="flush") as service:
+        for i in range(40):
+            manager = SessionManager.create_new(service, f"/d{i % 4}", f"/g{i % 3}" if i % 2 else None)
+            manager.persist_events([UserMessage(str(i))])
+            if i % 5 == 0:
+                manager.archive()
+    for reopened in (False, True):
+        service = LocalSessionService.open(tmp_path)
+        if reopened:
+            service.list_sessions()  # warm: the index is loaded and every entry current
+        every = service.list_sessions(include_archived=False)
+        for directory, git_root in [("/d1", None), (None, "/g2"), ("/d0", "/g1"), ("/nowhere", None)]:
+            matching = [s for s in every if s.directory == directory or (git_root and s.git_root == git_root)]
+            expected = max(matching, key=lambda s: (s.updated_at, s.id)).id if matching else None
+            found = service.find_resumable(directory, git_root, 3600)
+            assert (found.id if found else None) == expected, (directory, git_root, reopened)
