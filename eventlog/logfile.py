@@ -261,6 +261,7 @@ class LogFile:
         self.durability = check_durability(durability)
         self._lock_timeout = lock_timeout
         self._lock_path = lock_path
+        self._lock_file = os.fspath(lock_path)  # a str: a Path is converted again on every open
         self._trash_dir = trash_dir
         self._state = LogState()
         self._mutex = threading.RLock()
@@ -497,7 +498,7 @@ class LogFile:
             raise busy
         try:
             # Not through _fs: the lock file holds no data, as when filelock opened it.
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+            fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
             try:
                 _lock_descriptor(fd, self._lock_timeout, busy)
                 try:

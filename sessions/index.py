@@ -101,10 +101,11 @@ class Entries(MutableMapping[str, IndexEntry]):
         return entry
 
     def __setitem__(self, session_id: str, entry: IndexEntry) -> None:
-        self._unplace(session_id)
+        if self.place(session_id) != (entry.directory, entry.git_root):  # every append lands here
+            self._unplace(session_id)
+            self._place(session_id, entry.directory, entry.git_root)
         self._stored.pop(session_id, None)
         self._decoded[session_id] = entry
-        self._place(session_id, entry.directory, entry.git_root)
 
     def __delitem__(self, session_id: str) -> None:
         self._unplace(session_id)
