@@ -22,7 +22,7 @@ from eventlog.record import KIND_EVENT, Record, decode_lines
 
 __all__ = ["LinearEvents", "stream_linear_events"]
 
-CHUNK_BYTES: Final = 1 << 18
+CHUNK_BYTES: Final = 1 << 16
 """Bytes read at a time: small beside a long log, large enough that per-call costs vanish."""
 
 _T = TypeVar("_T")
