@@ -145,7 +145,7 @@ def exercise_reads(root: Path, session_id: str) -> list[str]:
         SessionManager.resume(service, stored)
         for key in ("", "k"):
             service.get_metadata(session_id, key)
-        assert [s.id for s in service.list_sessions()] == [session_id]
+        assert [s.id for s in service.list_sessions(include_archived=True)] == [session_id]
         service.find_resumable("/hostile", None, 10**9)
         service.close()
     assert all(issubclass(w.category, DamagedLogWarning) for w in caught), [str(w.message) for w in caught]
