@@ -163,6 +163,16 @@ class Entries(MutableMapping[str, IndexEntry]):
         self._stored[session_id] = entry
         self._place(session_id, entry.directory, entry.git_root)
 
+    def stored_many(self, entries: dict[str, _StoredEntry]) -> None:
+        """Take in entries read from the file for sessions not known yet (:meth:`stored`, in bulk)."""
+        self._stored.update(entries)
+        by_place = self._by_place
+        for session_id, entry in entries.items():
+            if entry.directory is not None:
+                by_place.setdefault(entry.directory, set()).add(session_id)
+            if entry.git_root is not None:
+                by_place.setdefault(entry.git_root, set()).add(session_id)
+
     def decoded_sizes(self) -> dict[str, int]:
         return {session_id: entry.log.size for session_id, entry in self._decoded.items()}
 
@@ -221,11 +231,16 @@ class SessionIndex:
         if loaded.format != INDEX_FORMAT:
             self.dirty = True
             return
+        known = self.entries
+        # Sessions not known yet are kept raw, decoded when used: most never are.
+        fresh = loaded.sessions if not known else {s: e for s, e in loaded.sessions.items() if s not in known}
+        known.stored_many(fresh)
+        if fresh is loaded.sessions:
+            return
         for session_id, stored in loaded.sessions.items():
-            if session_id not in self.entries:
-                self.entries.stored(session_id, stored)  # decoded when used: most never are
+            if session_id in fresh:
                 continue
-            mine = self.entries.get(session_id)
+            mine = known.get(session_id)
             try:
                 log = _log_decoder.decode(stored.log)
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
