@@ -93,7 +93,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     fd = _fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
     try:
-        os.fchmod(fd, FILE_MODE)
+        _fs.fchmod(fd, FILE_MODE)
         view = memoryview(data)
         while view:
             view = view[_fs.write(fd, view) :]
@@ -102,14 +102,14 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            _fs.unlink(tmp)
         raise
     os.close(fd)
     try:
         _fs.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            _fs.unlink(tmp)
         raise
     if durable:
         sync_dir(path.parent)
