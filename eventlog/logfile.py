@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import os
 import stat
 import threading
@@ -29,6 +30,8 @@ from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_l
 
 __all__ = ["Damage", "FactRef", "LogFile", "LogRead", "LogState", "read_log"]
 
+_RECLAIM_BYTES: Final = 1 << 16
+"""A failed create leaves at most a header's worth of bytes; a longer file is a real log."""
 _INLINE_FACT_BYTES: Final = 512
 """Fact values up to this size are kept in :class:`LogState`, larger ones by offset."""
 _TAIL_BYTES: Final = 32
@@ -344,24 +347,44 @@ class LogFile:
             try:
                 fd = _fs.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
             except FileExistsError:
-                raise
+                fd = self._reclaim_failed_create()
             except OSError as exc:
                 raise self._write_error(exc, "could not create the log") from exc
             try:
-                os.fchmod(fd, FILE_MODE)
+                _fs.fchmod(fd, FILE_MODE)
                 self._write_all(fd, data, 0)
                 if self.durability == "fsync":
                     sync_dir(self.path.parent)
             except BaseException as exc:
                 # A log left behind after a failed create would make every retry fail with FileExistsError.
                 with contextlib.suppress(OSError):
-                    os.unlink(self.path)
+                    _fs.unlink(self.path)
                 if isinstance(exc, OSError) and not isinstance(exc, LogWriteError):
                     raise self._write_error(exc, "could not create the log") from exc
                 raise
             finally:
                 os.close(fd)
             return self.state()
+
+    def _reclaim_failed_create(self) -> int:
+        """Open for writing a log that holds no complete line: what a create that failed leaves.
+
+        A create whose write failed and whose clean-up failed too (or a process
+        killed between creating the file and writing its header) leaves such a
+        file, and every retry would otherwise fail with FileExistsError. Any
+        bytes in it go to the trash first, as a torn tail does.
+
+        :raises FileExistsError: if the log holds a complete line (it is a real log).
+        """
+        fd = self._open_for_append()
+        try:
+            if os.fstat(fd).st_size > _RECLAIM_BYTES or b"\n" in os.pread(fd, _RECLAIM_BYTES, 0):
+                raise FileExistsError(errno.EEXIST, "the log already exists", str(self.path))
+            self._repair_torn_tail(fd, LogState())
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def append(self, records: Sequence[Record]) -> LogState:
         """Append records as one batch: one lock, one write, one sync.
