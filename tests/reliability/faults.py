@@ -1,8 +1,8 @@
 """A fault-injection layer over :mod:`eventlog._fs`: fail the Nth call of an operation.
 
 Every write-side OS call of the log layer goes through ``eventlog._fs``, so
-replacing its names is enough to make a write, sync, rename, truncate or open
-fail exactly where a full or failing disk would.
+replacing its names is enough to make a write, sync, rename, truncate, open,
+chmod or unlink fail exactly where a full or failing disk would.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from eventlog import _fs
 
-OPS: Final = ("open", "write", "fsync", "replace", "ftruncate")
+OPS: Final = ("open", "write", "fsync", "replace", "ftruncate", "fchmod", "unlink")
 KINDS: Final = ("EIO", "ENOSPC", "short")
 _WRITE_FLAGS: Final = os.O_WRONLY | os.O_RDWR
 

@@ -23,6 +23,7 @@ from eventlog import read_log
 from sessions import (
     ConversationEvent,
     LocalSessionService,
+    SessionExists,
     SessionManager,
     SessionsError,
     SessionWriteError,
@@ -185,3 +186,45 @@ def test_create_that_fails_at_the_directory_sync_can_be_retried(tmp_path: Path) 
     assert injector.injected and manager.session_id in str(raised.value)
     manager.persist_events(events)
     assert event_contents(tmp_path, manager.session_id) == ["e0"]
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        [Fault("write", 1, "EIO"), Fault("unlink", 1, "EIO")],
+        [
+            Fault("write", 1, "short"),
+            Fault("write", 2, "ENOSPC"),
+            Fault("ftruncate", 1, "EIO"),
+            Fault("unlink", 1, "EIO"),
+        ],
+        [Fault("fchmod", 1, "EIO"), Fault("unlink", 1, "ENOSPC")],
+    ],
+    ids=["empty-left", "half-header-left", "chmod-failed"],
+)
+def test_create_that_failed_and_could_not_clean_up_can_be_retried(tmp_path: Path, faults: list[Fault]) -> None:
+    """A create whose clean-up failed too leaves a file with no complete line; the retry reclaims it."""
+    service = LocalSessionService.open(tmp_path)
+    manager = SessionManager.create_new(service, "/p", None)
+    events: list[ConversationEvent | UnknownEvent] = [UserMessage("e0")]
+    with Injector(faults).armed() as injector, pytest.raises(SessionWriteError):
+        manager.persist_events(events)
+    assert injector.injected == faults
+    leftover = service.log_path(manager.session_id).read_bytes()
+    assert b"\n" not in leftover
+    manager.persist_events(events)
+    assert event_contents(tmp_path, manager.session_id) == ["e0"]
+    found = LocalSessionService.open(tmp_path).find_resumable("/p", None, 60)
+    assert found is not None and found.id == manager.session_id
+    kept = [p.read_bytes() for p in (tmp_path / "trash").iterdir()] if leftover else []
+    assert kept == ([leftover] if leftover else [])
+
+
+def test_create_does_not_reclaim_a_real_log(tmp_path: Path) -> None:
+    service = LocalSessionService.open(tmp_path)
+    manager = SessionManager.create_new(service, "/p", None)
+    manager.persist_events([UserMessage("e0")])
+    before = service.log_path(manager.session_id).read_bytes()
+    with pytest.raises(SessionExists):
+        service.create_session(manager.session_id, "/elsewhere", None)
+    assert service.log_path(manager.session_id).read_bytes() == before
