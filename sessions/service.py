@@ -242,13 +242,18 @@ class LocalSessionService:
                 del self._index.entries[gone]
                 self._index.dirty = True
             entries = self._index.entries.snapshot()
+        # One listing of conflict copies and str paths: per-session Path objects and
+        # copy lookups were most of listing 10,000 current sessions (docs/BENCHMARKS.md).
+        copies = conflict_copies(self.sessions_dir)
+        folder = os.fspath(self.sessions_dir)
         for session_id in sorted(present):
             entry = entries.get(session_id)
             if entry is not None:
                 try:
-                    path = self.sessions_dir / f"{session_id}{LOG_SUFFIX}"
-                    if entry.is_current(os.lstat(path)):
-                        yield session_id, with_conflict_copies(entry, path)
+                    if entry.is_current(os.lstat(os.path.join(folder, f"{session_id}{LOG_SUFFIX}"))):
+                        if session_id in copies:
+                            entry = with_conflict_copies(entry, self.sessions_dir / f"{session_id}{LOG_SUFFIX}")
+                        yield session_id, entry
                         continue
                 except FileNotFoundError:
                     continue
