@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import NamedTuple, Self
 
 from eventlog import new_id, utcnow
-from sessions.errors import SessionHistoryMismatch, SessionWriteError
+from sessions.errors import SessionExists, SessionHistoryMismatch, SessionWriteError
 from sessions.events import ConversationEvent, EventBase, UnknownEvent, deserialize_event, serialize_event
 from sessions.models import StoredEvent, StoredSession
 from sessions.service import LocalSessionService, SessionService
@@ -54,6 +54,8 @@ class SessionManager:
         self._head_id: str | None = None
         self._unconfirmed: list[str] = []
         """Ids of a batch whose write failed without a clean rollback: some may be on disk."""
+        self._create_failed = False
+        """An attempt to create the session raised; its header may be on disk all the same."""
 
     @classmethod
     def create_new(cls, service: SessionService, directory: str | None = None, git_root: str | None = None) -> Self:
@@ -96,7 +98,16 @@ class SessionManager:
 
     def _ensure_created(self) -> None:
         if not self._created:
-            self._service.create_session(self._session_id, self._directory, self._git_root)
+            try:
+                self._service.create_session(self._session_id, self._directory, self._git_root)
+            except SessionExists:
+                # The id is ours alone (a new UUIDv7), so this is the header of our own earlier
+                # attempt, which reached the disk although that attempt raised (its clean-up failed).
+                if not self._create_failed:
+                    raise
+            except SessionWriteError:
+                self._create_failed = True
+                raise
             self._created = True
 
     def persist_events(self, events: Sequence[AnyEvent]) -> None:
@@ -187,6 +198,7 @@ class SessionManager:
         self._last_persisted = None
         self._head_id = None
         self._unconfirmed = []
+        self._create_failed = False
 
     def get_metadata(self, key: str) -> str | None:
         """The session's value for ``key``, or None (always None before the session is written)."""
