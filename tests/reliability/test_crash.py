@@ -180,7 +180,7 @@ def kill_among_writers(root: Path, *, writers: int, kills: int, durability: str,
         start(f"k{writers + n}")
     with guard:
         before = sum(acked.values())
-    time.sleep(1.0)
+    time.sleep(2.0)
     with guard:
         after = sum(acked.values())
     assert after > before, "the surviving writers stopped making progress"

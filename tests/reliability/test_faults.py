@@ -199,25 +199,29 @@ def test_create_that_fails_at_the_directory_sync_can_be_retried(tmp_path: Path) 
             Fault("unlink", 1, "EIO"),
         ],
         [Fault("fchmod", 1, "EIO"), Fault("unlink", 1, "ENOSPC")],
+        # fsync #1 syncs the header, #2 the folder: the whole header is left behind.
+        [Fault("fsync", 2, "EIO"), Fault("unlink", 1, "EIO")],
     ],
-    ids=["empty-left", "half-header-left", "chmod-failed"],
+    ids=["empty-left", "half-header-left", "chmod-failed", "header-left"],
 )
 def test_create_that_failed_and_could_not_clean_up_can_be_retried(tmp_path: Path, faults: list[Fault]) -> None:
-    """A create whose clean-up failed too leaves a file with no complete line; the retry reclaims it."""
-    service = LocalSessionService.open(tmp_path)
+    """A create whose clean-up failed too leaves a part or all of its header; the retry reclaims the file."""
+    service = LocalSessionService.open(tmp_path, durability="fsync")
     manager = SessionManager.create_new(service, "/p", None)
     events: list[ConversationEvent | UnknownEvent] = [UserMessage("e0")]
     with Injector(faults).armed() as injector, pytest.raises(SessionWriteError):
         manager.persist_events(events)
     assert injector.injected == faults
     leftover = service.log_path(manager.session_id).read_bytes()
-    assert b"\n" not in leftover
+    torn = b"\n" not in leftover
     manager.persist_events(events)
     assert event_contents(tmp_path, manager.session_id) == ["e0"]
     found = LocalSessionService.open(tmp_path).find_resumable("/p", None, 60)
     assert found is not None and found.id == manager.session_id
-    kept = [p.read_bytes() for p in (tmp_path / "trash").iterdir()] if leftover else []
-    assert kept == ([leftover] if leftover else [])
+    kept = [p.read_bytes() for p in (tmp_path / "trash").iterdir()] if torn and leftover else []
+    assert kept == ([leftover] if torn and leftover else [])
+    if not torn:
+        assert service.log_path(manager.session_id).read_bytes().startswith(leftover), "the header was rewritten"
 
 
 def test_create_does_not_reclaim_a_real_log(tmp_path: Path) -> None:
