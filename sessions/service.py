@@ -317,12 +317,12 @@ class LocalSessionService:
             state = _translate(lambda: log.create(header), session_id)
         except FileExistsError:
             raise SessionExists(f"session {session_id} already exists in {self.root}") from None
-        return _to_session(session_id, self._remember(session_id, state, None), log.path)
+        return _to_session(session_id, self._remember(session_id, state, None), self.sessions_dir)
 
     def get_session(self, session_id: str) -> StoredSession | None:
         """The session, or None if it does not exist."""
         try:
-            return _to_session(session_id, self._entry(session_id), self.log_path(session_id))
+            return _to_session(session_id, self._entry(session_id), self.sessions_dir)
         except SessionNotFound:
             return None
 
@@ -356,7 +356,7 @@ class LocalSessionService:
                 or (git_root is not None and entry.git_root == git_root)
             ):
                 continue
-            session = _to_session(session_id, entry, self.log_path(session_id))
+            session = _to_session(session_id, entry, self.sessions_dir)
             if session.archived_at is not None or session.updated_at <= cutoff:
                 continue
             if best is None or (session.updated_at, session.id) > (best.updated_at, best.id):
@@ -366,7 +366,7 @@ class LocalSessionService:
 
     def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]:
         """Every session, most recently updated first (ties: larger id first)."""
-        sessions = [_to_session(sid, entry, self.log_path(sid)) for sid, entry in self._all_entries()]
+        sessions = [_to_session(sid, entry, self.sessions_dir) for sid, entry in self._all_entries()]
         if not include_archived:
             sessions = [s for s in sessions if s.archived_at is None]
         sessions.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
@@ -672,13 +672,15 @@ def _entry_from_state(state: LogState) -> IndexEntry:
     return IndexEntry(directory=directory, git_root=git_root, created_at=created_at, log=state)
 
 
-def _to_session(session_id: str, entry: IndexEntry, path: Path) -> StoredSession:
+def _to_session(session_id: str, entry: IndexEntry, sessions_dir: Path) -> StoredSession:
     log = entry.log
     server = log.fact(FACT_SERVER_SESSION)
     server_raw = None
     if server is not None:
         # A long server id is not kept in the summary (see FactRef.value); read it from its line.
-        server_raw = server.value if server.value is not None else _read_fact(path, server)
+        server_raw = server.value
+        if server_raw is None:  # the path only now: building one per session was a third of listing
+            server_raw = _read_fact(sessions_dir / f"{session_id}{LOG_SUFFIX}", server)
     archived = log.fact(FACT_ARCHIVED)
     archived_at = None
     if archived is not None and archived.value is not None and _loads_true(archived.value):
