@@ -134,10 +134,13 @@ class SessionManager:
             count = self._persisted_count
         if len(events) == count:
             return
+        # Serialize first, so an event that cannot be encoded leaves no empty session behind;
+        # then create, so no event is stamped earlier than the session it belongs to.
+        serialized = [serialize_event(event) for event in events[count:]]
+        self._ensure_created()
         batch: list[StoredEvent] = []
         parent = self._head_id
-        for event in events[count:]:
-            event_type, event_data = serialize_event(event)
+        for event_type, event_data in serialized:
             event_id = new_id()
             batch.append(
                 StoredEvent(
@@ -151,8 +154,6 @@ class SessionManager:
                 )
             )
             parent = event_id
-        # Serialize first: an event that cannot be encoded must not leave an empty session behind.
-        self._ensure_created()
         try:
             self._service.append_events(self._session_id, batch)
         except SessionWriteError as exc:

@@ -143,6 +143,8 @@ def test_batch_events_get_ids_parents_invocation_and_time(service: LocalSessionS
     assert [e.parent_id for e in new] == [events[1].id, new[0].id]
     assert {e.invocation_id for e in events} == {manager.invocation_id}
     assert all(e.created_at >= before for e in new)
+    stored = service.get_session(manager.session_id)
+    assert stored is not None and stored.created_at <= events[0].created_at
     assert len({e.id for e in events}) == 4
     assert all(len(e.id) == 36 and e.id[14] == "7" for e in events)  # UUIDv7
 
