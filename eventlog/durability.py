@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Literal
 
@@ -84,11 +85,15 @@ def ensure_private_dir(path: Path) -> None:
         path.chmod(DIR_MODE)
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = True, only_if: Callable[[], bool] | None = None) -> bool:
     """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix.
 
     Writes a temporary file beside it, syncs it, renames it over ``path`` and
     syncs the directory.
+
+    :param only_if: checked just before the rename; if it returns False the
+        temporary file is removed, ``path`` is left alone and False is returned.
+    :returns: True if ``path`` was replaced.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     fd = _fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
@@ -106,6 +111,9 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         raise
     os.close(fd)
     try:
+        if only_if is not None and not only_if():
+            _fs.unlink(tmp)
+            return False
         _fs.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -113,3 +121,4 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         raise
     if durable:
         sync_dir(path.parent)
+    return True

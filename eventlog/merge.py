@@ -21,7 +21,7 @@ in the order depends on clocks.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import heapq
 import os
 from collections.abc import Iterable, Sequence
@@ -32,7 +32,7 @@ import msgspec
 
 from eventlog import _fs
 from eventlog.chain import active_head, is_linear
-from eventlog.durability import FILE_MODE, ensure_private_dir, sync_dir, sync_file
+from eventlog.durability import FILE_MODE, atomic_write, ensure_private_dir, sync_dir, sync_file
 from eventlog.errors import EventLogError
 from eventlog.logfile import FactRef, LogState, read_bytes
 from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_record
@@ -201,7 +201,11 @@ def merge_into(
         if torn:
             _save_to_trash(trash_dir, f"{target.name}.torn-{len(base) - len(torn)}-{os.getpid()}.bin", torn, durable)
         written = merged.data != base
-        if written and not _replace_if_unchanged(target, before, merged.data, durable):
+        # A sync tool does not take our lock: if it replaced the target since we read it,
+        # renaming over it would drop what it brought, so read again instead.
+        if written and not atomic_write(
+            target, merged.data, durable=durable, only_if=functools.partial(_unchanged, target, before)
+        ):
             continue
         trashed: list[Path] = []
         kept: list[Path] = []
@@ -245,38 +249,6 @@ def _unchanged(path: Path, seen: _Identity) -> bool:
         return _identity(os.lstat(path)) == seen
     except FileNotFoundError:
         return seen is None
-
-
-def _replace_if_unchanged(target: Path, seen: _Identity, data: bytes, durable: bool) -> bool:
-    tmp = target.with_name(f".{target.name}.merge-{os.getpid()}.tmp")
-    fd = _fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        view = memoryview(data)
-        while view:
-            view = view[_fs.write(fd, view) :]
-        if durable:
-            sync_file(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    # A sync tool does not take our lock: if it replaced the target since we read it,
-    # renaming over it would drop what it brought, so read again instead.
-    if not _unchanged(target, seen):
-        os.unlink(tmp)
-        return False
-    try:
-        _fs.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if durable:
-        sync_dir(target.parent)
-    return True
 
 
 def _trash_name(trash_dir: Path, name: str) -> Path:

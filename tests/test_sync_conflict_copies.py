@@ -341,7 +341,7 @@ def test_log_replaced_by_a_sync_tool_during_the_merge_is_merged_again(
 
     def open_then_sync_tool(path: Path, *args: int) -> int:
         fd = real_open(path, *args)
-        if ".merge-" in str(path) and not replaced:
+        if str(path).endswith(".tmp") and f".{sid}.jsonl." in str(path) and not replaced:
             # Between our read and our rename, the tool renames its version over the log.
             tmp = a.sessions_dir / f".syncthing.{sid}.jsonl.tmp"
             tmp.write_bytes(arriving)
