@@ -277,10 +277,13 @@ class LogFile:
         :param known: a summary from elsewhere (an index) to extend instead of the cached one.
         """
         with self._mutex:
-            if known is not None and known.size > self._state.size:
-                self._state = known
             fd = _open_log(self.path, os.O_RDONLY)
             try:
+                # A saved summary can match the file's inode, size and mtime and still describe other
+                # bytes (cut back and regrown within one clock tick); taking it would make every
+                # append fail with StaleHead, so only a summary whose tail is still there is taken.
+                if known is not None and known.size > self._state.size and _still_ends_with(fd, known):
+                    self._state = known
                 return self._refresh(fd)
             finally:
                 os.close(fd)
