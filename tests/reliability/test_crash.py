@@ -236,3 +236,30 @@ def test_log_cut_and_regrown_to_the_same_size_within_one_clock_tick(tmp_path: Pa
     # A new process sees only index.json and the log.
     listed = LocalSessionService.open(tmp_path).list_sessions()
     assert [s.head_id for s in listed] == [resumed.manager.head_id]
+
+
+def test_appends_are_not_wedged_by_a_summary_of_other_bytes(tmp_path: Path) -> None:
+    """The same cut-and-regrow: a process that listed first must still resume and append."""
+    service = LocalSessionService.open(tmp_path)
+    manager = SessionManager.create_new(service, "/p", None)
+    manager.persist_events([UserMessage("a"), UserMessage("b")])
+    service.list_sessions()
+    service.close()
+    path = service.log_path(manager.session_id)
+    saved = os.stat(path)
+    content = path.read_bytes()
+    os.truncate(path, content.rstrip(b"\n").rfind(b"\n") + 1)
+    fresh = LocalSessionService.open(tmp_path)
+    stored = fresh.get_session(manager.session_id)
+    assert stored is not None
+    resumed = SessionManager.resume(fresh, stored)
+    resumed.manager.persist_events([*resumed.events, UserMessage("c")])
+    assert os.path.getsize(path) == saved.st_size, "the regrown log must be as long as before for this case"
+    os.utime(path, ns=(saved.st_atime_ns, saved.st_mtime_ns))
+    third = LocalSessionService.open(tmp_path)
+    third.list_sessions()
+    stored = third.get_session(manager.session_id)
+    assert stored is not None and stored.head_id == resumed.manager.head_id
+    again = SessionManager.resume(third, stored)
+    again.manager.persist_events([*again.events, UserMessage("d")])
+    assert event_contents(tmp_path, manager.session_id) == ["a", "c", "d"]
