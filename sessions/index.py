@@ -1,10 +1,19 @@
-"""The index: a disposable cache of each session's summary.
+"""The index: disposable caches of each session, in two files.
 
-Every entry is a :class:`~eventlog.LogState` plus the header's attributes, and
-records which bytes of the log it covers (inode, size, mtime). A reader that
-finds the log grew folds only the new lines; a log that changed otherwise is
-read again. So the index may be stale, missing or deleted at any time and every
-answer still comes from the logs.
+``ROOT/index-logs.json`` keeps every session's full summary: a
+:class:`~eventlog.LogState` plus the header's attributes, recording which bytes
+of the log it covers (inode, size, mtime). A reader that finds the log grew
+folds only the new lines; a log that changed otherwise is read again. Appends,
+metadata and refreshes use it.
+
+``ROOT/index.json`` keeps the rows (:mod:`sessions._rows`): the few fields
+``list_sessions`` and ``find_resumable`` return, each with the log bytes it
+covers, and the last trusted listing of ``ROOT/sessions``. A new process
+answers from it alone while the logs are unchanged, without reading the much
+larger summaries.
+
+Both are written together, atomically, under one lock. Either may be stale,
+missing or deleted at any time and every answer still comes from the logs.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import filelock
 import msgspec
 
 from eventlog import LogState, atomic_write
+from sessions._rows import Rows, row_of
 from sessions.errors import UnsafeStorePath
 
 __all__ = ["INDEX_FORMAT", "Entries", "IndexEntry", "SessionIndex"]
@@ -173,6 +183,10 @@ class Entries(MutableMapping[str, IndexEntry]):
             if entry.git_root is not None:
                 by_place.setdefault(entry.git_root, set()).add(session_id)
 
+    def decoded(self) -> dict[str, IndexEntry]:
+        """The entries decoded so far (new or changed ones among them)."""
+        return self._decoded
+
     def decoded_sizes(self) -> dict[str, int]:
         return {session_id: entry.log.size for session_id, entry in self._decoded.items()}
 
@@ -184,10 +198,16 @@ class Entries(MutableMapping[str, IndexEntry]):
 class SessionIndex:
     """The in-memory index, loaded from and saved to ``path``."""
 
-    def __init__(self, path: Path, lock_path: Path) -> None:
+    def __init__(self, path: Path, lock_path: Path, rows_path: Path) -> None:
         self.path = path
+        """The summaries file."""
+        self.rows_path = rows_path
         self.entries = Entries()
+        self.rows = Rows()
         self._dirty = False
+        self.rows_dirty = False
+        """True when the saved rows or listing are behind, though the summaries may not be."""
+        self._rows_seen: tuple[int, int, int] | None = None
         self._lock = filelock.FileLock(lock_path, timeout=0, mode=0o600)
         self._seen: tuple[int, int, int] | None = None
         self._saved_sizes: dict[str, int] = {}
@@ -196,7 +216,7 @@ class SessionIndex:
     @property
     def dirty(self) -> bool:
         """True when the saved index is behind (or was found damaged) and should be written."""
-        return self._dirty or self.entries.damaged
+        return self._dirty or self.entries.damaged or self.rows_dirty
 
     @dirty.setter
     def dirty(self, value: bool) -> None:
@@ -211,14 +231,8 @@ class SessionIndex:
 
         :raises UnsafeStorePath: if the index is a symlink.
         """
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
-            return
-        if not os.path.isfile(self.path) or os.path.islink(self.path):
-            raise UnsafeStorePath(f"{self.path} is not a regular file; delete it (it is rebuilt from the logs)")
-        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
-        if seen == self._seen:
+        seen = _identity(self.path)
+        if seen is None or seen == self._seen:
             return
         try:
             with open(self.path, "rb") as f:
@@ -252,6 +266,32 @@ class SessionIndex:
                 )
             self._saved_sizes[session_id] = log.size
 
+    def load_rows(self) -> None:
+        """Take in the rows another process saved, if the file changed since we last looked.
+
+        Rows that are missing, damaged or of an older format are ignored (and later rewritten).
+
+        :raises UnsafeStorePath: if the rows file is a symlink.
+        """
+        seen = _identity(self.rows_path)
+        if seen is None or seen == self._rows_seen:
+            return
+        try:
+            with open(self.rows_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            self.rows_dirty = True
+            return
+        self._rows_seen = seen
+        if not self.rows.take_in(data):
+            self.rows_dirty = True
+
+    def note_listing(self, mtime_ns: int, ids: frozenset[str], others: tuple[str, ...]) -> None:
+        """Keep a trusted listing of the logs' folder, to be saved with the rows."""
+        if self.rows.listing is None or self.rows.listing[:2] != (mtime_ns, ids):
+            self.rows.listing = (mtime_ns, ids, others)
+            self.rows_dirty = True
+
     def put(self, session_id: str, entry: IndexEntry) -> None:
         self.entries[session_id] = entry
         self.dirty = True
@@ -267,8 +307,11 @@ class SessionIndex:
     def save(self, *, durable: bool = True) -> bool:
         """Write the index atomically; False if another process is saving it right now or the disk refused.
 
-        A failed save leaves the index dirty, to be saved later: it is only a cache,
-        and raising here would fail a call whose log write already succeeded.
+        The summaries are written only if they changed, the rows always (they
+        are small); the summaries first, so rows never run ahead of them by
+        more than one crash. A failed save leaves the index dirty, to be saved
+        later: it is only a cache, and raising here would fail a call whose log
+        write already succeeded.
         """
         try:
             self._lock.acquire()
@@ -276,17 +319,58 @@ class SessionIndex:
             return False
         try:
             with self.mutex:
-                self.load()  # keep what another process saved since we last looked
-                data = _encoder.encode({"format": INDEX_FORMAT, "sessions": self.entries.encodable()})
-                try:
-                    atomic_write(self.path, data, durable=durable)
-                    # Another process may delete the index (a reindex) right after our rename.
-                    st = os.lstat(self.path)
-                except OSError:
-                    return False
-                self._seen = (st.st_ino, st.st_size, st.st_mtime_ns)
-                self._saved_sizes = self.entries.decoded_sizes()
-                self.dirty = False
+                return self._save_locked(durable)
         finally:
             self._lock.release()
+
+    def _save_locked(self, durable: bool) -> bool:
+        if self._dirty or self.entries.damaged or not self.path.exists():
+            self.load()  # keep what another process saved since we last looked
+            data = _encoder.encode({"format": INDEX_FORMAT, "sessions": self.entries.encodable()})
+            try:
+                atomic_write(self.path, data, durable=durable)
+                # Another process may delete the index (a reindex) right after our rename.
+                st = os.lstat(self.path)
+            except OSError:
+                return False
+            self._seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+            self._saved_sizes = self.entries.decoded_sizes()
+            self._dirty = False
+            self.entries.damaged = False
+        self.load_rows()
+        self._update_rows()
+        try:
+            atomic_write(self.rows_path, self.rows.encode(), durable=durable)
+            st = os.lstat(self.rows_path)
+        except OSError:
+            return False
+        self._rows_seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        self.rows_dirty = False
         return True
+
+    def _update_rows(self) -> None:
+        """Bring the rows up to the summaries: those decoded, and those no row covers yet."""
+        rows = self.rows
+        for session_id, entry in self.entries.decoded().items():
+            row = rows.by_id.get(session_id)
+            log = entry.log
+            if row is None or (row.ino, row.size, row.mtime_ns) != (log.ino, log.size + log.torn_bytes, log.mtime_ns):
+                rows.put(session_id, row_of(entry.directory, entry.git_root, entry.created_at, log))
+        for session_id in [s for s in self.entries if s not in rows.by_id]:
+            summary = self.entries.get(session_id)  # decodes: once, when the rows file was lost
+            if summary is not None:
+                rows.put(session_id, row_of(summary.directory, summary.git_root, summary.created_at, summary.log))
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """``(ino, size, mtime_ns)`` of an index file, or None if there is none.
+
+    :raises UnsafeStorePath: if it is a symlink or not a regular file.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not os.path.isfile(path) or os.path.islink(path):
+        raise UnsafeStorePath(f"{path} is not a regular file; delete it (it is rebuilt from the logs)")
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -3,7 +3,8 @@
 A store is a folder::
 
     ROOT/sessions/<session id>.jsonl   one log per session: the only source of truth
-    ROOT/index.json                    disposable cache of each session's summary
+    ROOT/index.json                    disposable cache: one row per session, for listing and finding
+    ROOT/index-logs.json               disposable cache of each session's full summary
     ROOT/locks/                        disposable lock files
     ROOT/trash/                        torn tails and replaced copies, kept for the user
 
@@ -30,7 +31,6 @@ from eventlog import (
     KIND_EVENT,
     KIND_FACT,
     KIND_HEADER,
-    FactRef,
     LogBusy,
     LogFile,
     LogState,
@@ -38,7 +38,6 @@ from eventlog import (
     Record,
     StaleHead,
     UnsafeLogPath,
-    decode_record,
     ensure_private_dir,
     new_id,
     order_events,
@@ -47,6 +46,7 @@ from eventlog import (
     verify_log,
 )
 from eventlog.durability import check_durability
+from sessions._rows import FACT_ARCHIVED, FACT_SERVER_SESSION, Row, loads_str, read_fact, row_of
 from sessions.errors import (
     DamagedLogWarning,
     SessionBusy,
@@ -63,6 +63,7 @@ from sessions.sync import (
     conflict_copies,
     conflict_copy_findings,
     merge_before_append,
+    note_listing,
     read_with_conflict_copies,
     with_conflict_copies,
 )
@@ -71,14 +72,13 @@ from sessions.tree import SessionTree, read_session_tree
 __all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
 
 LOG_SUFFIX: Final = ".jsonl"
-FACT_SERVER_SESSION: Final = "server_session_id"
-FACT_ARCHIVED: Final = "archived"
 FACT_METADATA: Final = "metadata"
 LISTING_TRUSTED_AFTER_NS: Final = 2_000_000_000
 """A listing of ``ROOT/sessions`` is reused while the folder's mtime stays put, once it is this old."""
 INDEX_SAVE_LAG: Final = 1 << 20
 """Save the index once a session's log has grown this many bytes past it."""
 
+_LOG_NAME_LENGTH: Final = 36 + len(LOG_SUFFIX)
 _SESSION_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _T = TypeVar("_T")
 
@@ -126,8 +126,6 @@ class SessionService(Protocol):
 
 _json_encoder: Final = msgspec.json.Encoder()
 _header_decoder: Final = msgspec.json.Decoder(dict[str, Any])
-_str_decoder: Final = msgspec.json.Decoder(str)
-_bool_decoder: Final = msgspec.json.Decoder(bool)
 
 
 class LocalSessionService:
@@ -143,7 +141,7 @@ class LocalSessionService:
         self.sessions_dir = root / "sessions"
         self.locks_dir = root / "locks"
         self.trash_dir = root / "trash"
-        self._index = SessionIndex(root / "index.json", self.locks_dir / "index.lock")
+        self._index = SessionIndex(root / "index-logs.json", self.locks_dir / "index.lock", root / "index.json")
         self._logs: dict[str, LogFile] = {}
         self._logs_mutex = threading.Lock()
         self._listing: tuple[int, frozenset[str]] | None = None
@@ -232,8 +230,8 @@ class LocalSessionService:
                 self._index.save(durable=self.durability == "fsync")
             return entry
 
-    def _all_entries(self) -> Iterator[tuple[str, IndexEntry]]:
-        """Every session's entry, up to date; logs that cannot be read are skipped with a warning."""
+    def _all_entries(self, only: set[str] | None = None) -> Iterator[tuple[str, IndexEntry]]:
+        """Every session's entry (or those in ``only``), up to date; unreadable logs are skipped with a warning."""
         with self._index.mutex:
             self._index.load()
         present = set(self._session_ids_on_disk())
@@ -246,7 +244,7 @@ class LocalSessionService:
         # copy lookups were most of listing 10,000 current sessions (docs/BENCHMARKS.md).
         copies = conflict_copies(self.sessions_dir)
         folder = os.fspath(self.sessions_dir)
-        for session_id in sorted(present):
+        for session_id in sorted(present if only is None else present & only):
             entry = entries.get(session_id)
             if entry is not None:
                 try:
@@ -265,20 +263,47 @@ class LocalSessionService:
                 warnings.warn(str(exc), DamagedLogWarning, stacklevel=3)
 
     def _session_ids_on_disk(self) -> frozenset[str]:
-        """The ids of the logs in ``ROOT/sessions``, listed again only when the folder changed."""
+        """The ids of the logs in ``ROOT/sessions``, listed again only when the folder changed.
+
+        One listing serves the conflict copies too (:func:`sessions.sync.note_listing`), and a
+        trusted one is saved with the index rows so a new process need not list the folder.
+        """
         mtime_ns = os.stat(self.sessions_dir).st_mtime_ns
         listing = self._listing
         if listing is not None and listing[0] == mtime_ns:
             return listing[1]
+        with self._index.mutex:
+            saved = self._index.rows.listing
+        if saved is not None and saved[0] == mtime_ns:
+            note_listing(self.sessions_dir, mtime_ns, time.time_ns(), saved[2])
+            self._listing = (mtime_ns, saved[1])
+            return saved[1]
+        names = os.listdir(self.sessions_dir)
+        now = time.time_ns()
+        note_listing(self.sessions_dir, mtime_ns, now, names)
         ids = frozenset(
             name[: -len(LOG_SUFFIX)]
-            for name in os.listdir(self.sessions_dir)
+            for name in names
             if name.endswith(LOG_SUFFIX) and _SESSION_ID.fullmatch(name[: -len(LOG_SUFFIX)])
         )
         # A log added within the folder's mtime tick would not move it (git's "racily clean"),
         # so only a folder that has not changed for a while is trusted to mean "same logs".
-        self._listing = (mtime_ns, ids) if time.time_ns() - mtime_ns > LISTING_TRUSTED_AFTER_NS else None
+        self._listing = None
+        if now - mtime_ns > LISTING_TRUSTED_AFTER_NS:
+            self._listing = (mtime_ns, ids)
+            others = tuple(name for name in names if len(name) != _LOG_NAME_LENGTH or not name.endswith(LOG_SUFFIX))
+            with self._index.mutex:
+                self._index.note_listing(mtime_ns, ids, others)
         return ids
+
+    def _row_session(self, session_id: str, row: Row | None, folder: str) -> StoredSession | None:
+        """The session from its index row if the row covers its log as it is (one lstat), else None.
+
+        :raises FileNotFoundError: if the log is gone.
+        """
+        if row is None or not row.is_current(os.lstat(os.path.join(folder, f"{session_id}{LOG_SUFFIX}"))):
+            return None
+        return row.session(session_id, folder)
 
     def _current_entry(self, session_id: str) -> IndexEntry:
         """The session's entry: the index's if it covers the log as it is (one lstat), else refreshed."""
@@ -338,25 +363,36 @@ class LocalSessionService:
         if directory is None and git_root is None:
             return None
         cutoff = utcnow() - dt.timedelta(seconds=max_age_secs)
-        with self._index.mutex:
-            self._index.load()
+        index = self._index
+        with index.mutex:
+            index.load_rows()
         present = self._session_ids_on_disk()
-        with self._index.mutex:
-            entries = self._index.entries
+        copies = conflict_copies(self.sessions_dir)
+        with index.mutex:
+            rows, entries = index.rows, index.entries
+            if not present.difference(rows.by_id).isdisjoint(present.difference(entries)):
+                index.load()  # sessions without a row: their summaries may place them elsewhere
+            rows_by_id = dict(rows.by_id)
             # Sessions the index does not know yet, and those it places here (without decoding the others).
-            candidates = present.difference(entries) | present.intersection(entries.placed(directory, git_root))
+            candidates = present.difference(rows_by_id).difference(entries)
+            candidates |= present.intersection(rows.placed(directory, git_root) | entries.placed(directory, git_root))
+        folder = os.fspath(self.sessions_dir)
         best: StoredSession | None = None
         for session_id in candidates:
             try:
-                entry = self._current_entry(session_id)
-            except (SessionNotFound, UnsafeStorePath):
+                row = None if session_id in copies else rows_by_id.get(session_id)
+                session = self._row_session(session_id, row, folder)
+                if session is None:
+                    with index.mutex:
+                        index.load()
+                    session = _to_session(session_id, self._current_entry(session_id), self.sessions_dir)
+            except (FileNotFoundError, SessionNotFound, UnsafeStorePath):
                 continue
             if not (
-                (directory is not None and entry.directory == directory)
-                or (git_root is not None and entry.git_root == git_root)
+                (directory is not None and session.directory == directory)
+                or (git_root is not None and session.git_root == git_root)
             ):
                 continue
-            session = _to_session(session_id, entry, self.sessions_dir)
             if session.archived_at is not None or session.updated_at <= cutoff:
                 continue
             if best is None or (session.updated_at, session.id) > (best.updated_at, best.id):
@@ -366,7 +402,29 @@ class LocalSessionService:
 
     def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]:
         """Every session, most recently updated first (ties: larger id first)."""
-        sessions = [_to_session(sid, entry, self.sessions_dir) for sid, entry in self._all_entries()]
+        with self._index.mutex:
+            self._index.load_rows()
+        present = self._session_ids_on_disk()
+        copies = conflict_copies(self.sessions_dir)
+        with self._index.mutex:
+            rows = dict(self._index.rows.by_id)
+            if not present.issuperset(rows):
+                self._index.rows.drop(set(rows).difference(present))
+                self._index.rows_dirty = True
+        folder = os.fspath(self.sessions_dir)
+        sessions: list[StoredSession] = []
+        stale: set[str] = set()
+        for session_id in present:
+            try:
+                session = None if session_id in copies else self._row_session(session_id, rows.get(session_id), folder)
+            except FileNotFoundError:
+                continue
+            if session is None:
+                stale.add(session_id)
+            else:
+                sessions.append(session)
+        if stale:
+            sessions += [_to_session(sid, entry, self.sessions_dir) for sid, entry in self._all_entries(stale)]
         if not include_archived:
             sessions = [s for s in sessions if s.archived_at is None]
         sessions.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
@@ -521,9 +579,9 @@ class LocalSessionService:
         ref = entry.log.fact(FACT_METADATA, _require_str(key, "key"))
         if ref is None:
             return None
-        raw = ref.value if ref.value is not None else _read_fact(self.log_path(session_id), ref)
+        raw = ref.value if ref.value is not None else read_fact(self.log_path(session_id), ref)
         # A value that is not a string (a newer version's, or edited by hand) reads as missing, not as a crash.
-        return _loads_str(raw) if raw is not None else None
+        return loads_str(raw) if raw is not None else None
 
     def set_metadata(self, session_id: str, key: str, value: str) -> None:
         """Store ``value`` under ``key`` (the newest write wins)."""
@@ -538,9 +596,12 @@ class LocalSessionService:
     def drop_index(self) -> None:
         """Forget the index, on disk and in memory, so the next reads rebuild it from the logs."""
         with self._index.mutex:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._index.path)
+            for path in (self._index.path, self._index.rows_path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
             self._index.entries.clear()
+            self._index.rows.drop(set(self._index.rows.by_id))
+            self._index.rows.listing = None
             self._index.dirty = True
         with self._logs_mutex:
             self._logs.clear()
@@ -673,53 +734,5 @@ def _entry_from_state(state: LogState) -> IndexEntry:
 
 
 def _to_session(session_id: str, entry: IndexEntry, sessions_dir: Path) -> StoredSession:
-    log = entry.log
-    server = log.fact(FACT_SERVER_SESSION)
-    server_raw = None
-    if server is not None:
-        # A long server id is not kept in the summary (see FactRef.value); read it from its line.
-        server_raw = server.value
-        if server_raw is None:  # the path only now: building one per session was a third of listing
-            server_raw = _read_fact(sessions_dir / f"{session_id}{LOG_SUFFIX}", server)
-    archived = log.fact(FACT_ARCHIVED)
-    archived_at = None
-    if archived is not None and archived.value is not None and _loads_true(archived.value):
-        archived_at = archived.ts
-    updated_at = entry.created_at
-    if log.head_ts is not None and log.head_ts > updated_at:
-        updated_at = log.head_ts
-    return StoredSession(
-        id=session_id,
-        directory=entry.directory,
-        git_root=entry.git_root,
-        server_session_id=_loads_str(server_raw) if server_raw is not None else None,
-        created_at=entry.created_at,
-        updated_at=updated_at,
-        archived_at=archived_at,
-        head_id=log.head_id,
-        event_count=log.events,
-    )
-
-
-def _read_fact(path: Path, ref: FactRef) -> msgspec.Raw | None:
-    """The value of a fact too large to be kept in the summary, read from its line (None if it is gone)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(ref.offset)
-            return decode_record(f.read(ref.length)).data
-    except (OSError, msgspec.DecodeError):
-        return None
-
-
-def _loads_true(raw: msgspec.Raw) -> bool:
-    try:
-        return _bool_decoder.decode(raw)
-    except msgspec.DecodeError:
-        return False
-
-
-def _loads_str(raw: msgspec.Raw) -> str | None:
-    try:
-        return _str_decoder.decode(raw)
-    except msgspec.DecodeError:
-        return None
+    row = row_of(entry.directory, entry.git_root, entry.created_at, entry.log)
+    return row.session(session_id, os.fspath(sessions_dir))

@@ -29,7 +29,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -57,6 +57,7 @@ __all__ = [
     "merge_before_append",
     "merge_conflict_copies",
     "merge_session_copies",
+    "note_listing",
     "read_with_conflict_copies",
     "sync_template",
     "with_conflict_copies",
@@ -120,15 +121,30 @@ def _listing(sessions_dir: Path) -> dict[str, list[Path]]:
         # Every read and append asks, so a listing (a readdir of every log) is reused
         # until the folder changes; see _RACY_NS for why a fresh one is not trusted.
         if listing.mtime_ns != mtime_ns or (not listing.trusted and now - listing.listed_ns > _RELIST_NS):
-            found: dict[str, list[Path]] = {}
-            for name in sorted(os.listdir(sessions_dir)):
-                session_id = conflict_copy_session(name)
-                if session_id is not None:
-                    found.setdefault(session_id, []).append(sessions_dir / name)
-            listing.copies = found
-            listing.mtime_ns, listing.listed_ns = mtime_ns, now
-            listing.trusted = now - mtime_ns > _RACY_NS
+            _take_listing(listing, sessions_dir, mtime_ns, now, os.listdir(sessions_dir))
         return listing.copies
+
+
+def _take_listing(listing: _Listing, sessions_dir: Path, mtime_ns: int, now: int, names: Iterable[str]) -> None:
+    found: dict[str, list[Path]] = {}
+    for name in sorted(names):
+        session_id = conflict_copy_session(name)
+        if session_id is not None:
+            found.setdefault(session_id, []).append(sessions_dir / name)
+    listing.copies = found
+    listing.mtime_ns, listing.listed_ns = mtime_ns, now
+    listing.trusted = now - mtime_ns > _RACY_NS
+
+
+def note_listing(sessions_dir: Path, mtime_ns: int, listed_ns: int, names: Iterable[str]) -> None:
+    """Take in a listing of ``sessions_dir`` made by the service, which lists the folder once for both.
+
+    :param mtime_ns: the folder's mtime before it was listed.
+    :param listed_ns: when it was listed (a listing is trusted only once the mtime is old enough).
+    :param names: the names listed (those of conflict copies are enough).
+    """
+    with _listings_mutex:
+        _take_listing(_listings.setdefault(sessions_dir, _Listing()), sessions_dir, mtime_ns, listed_ns, names)
 
 
 def conflict_copies(sessions_dir: Path) -> dict[str, list[Path]]:

@@ -332,7 +332,7 @@ def test_doctor_repairs_torn_tails_and_dry_run_changes_nothing(sessions_cli: Ses
     index = sessions_cli.store / "index.json"
     stale = json.loads(index.read_bytes())
     stale["sessions"]["00000000-0000-7000-8000-000000000000"] = stale["sessions"][session_id]
-    stale["sessions"][session_id]["log"]["size"] -= 1
+    stale["sessions"][session_id]["size"] -= 1
     index.write_text(json.dumps(stale))
     refreshed = sessions_cli("doctor")
     assert "from 1 session logs: 0 added, 1 dropped, 1 brought up to date" in refreshed.stdout

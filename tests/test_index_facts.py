@@ -37,7 +37,7 @@ def _store(root: Path) -> tuple[list[str], str]:
 
 def test_saved_index_with_kept_values_loads(tmp_path: Path) -> None:
     ids, long_value = _store(tmp_path)
-    index = SessionIndex(tmp_path / "index.json", tmp_path / "locks" / "index.lock")
+    index = SessionIndex(tmp_path / "index-logs.json", tmp_path / "locks" / "index.lock", tmp_path / "index.json")
     index.load()
     assert sorted(index.entries) == sorted(ids)
     assert not index.dirty, "the saved index was rejected and would be rebuilt from the logs"
@@ -70,7 +70,7 @@ def test_fact_ref_round_trips_kept_and_not_kept_values() -> None:
 def test_index_written_before_the_fix_still_reads_right(tmp_path: Path) -> None:
     """Old indexes wrote ``"value": null`` for a value not kept; it must not be taken for a kept null."""
     ids, long_value = _store(tmp_path)
-    index_path = tmp_path / "index.json"
+    index_path = tmp_path / "index-logs.json"
     saved = msgspec.json.decode(index_path.read_bytes())
     for entry in saved["sessions"].values():
         for keys in entry["log"]["facts"].values():
@@ -84,14 +84,14 @@ def test_index_written_before_the_fix_still_reads_right(tmp_path: Path) -> None:
 
 def test_entries_are_decoded_only_when_used(tmp_path: Path) -> None:
     ids, _ = _store(tmp_path)
-    index = SessionIndex(tmp_path / "index.json", tmp_path / "locks" / "index.lock")
+    index = SessionIndex(tmp_path / "index-logs.json", tmp_path / "locks" / "index.lock", tmp_path / "index.json")
     index.load()
     assert index.entries.place(ids[2]) == ("/p2", None)
     assert index.entries.loaded_sizes == {}, "placing a session decoded its log summary"
     assert index.entries[ids[2]].log.events == 1
     assert list(index.entries.loaded_sizes) == [ids[2]]
     assert index.save()
-    again = SessionIndex(tmp_path / "index.json", tmp_path / "locks" / "index.lock")
+    again = SessionIndex(tmp_path / "index-logs.json", tmp_path / "locks" / "index.lock", tmp_path / "index.json")
     again.load()
     assert {sid: e.log for sid, e in again.entries.snapshot().items()} == {
         sid: e.log for sid, e in index.entries.snapshot().items()
@@ -100,16 +100,17 @@ def test_entries_are_decoded_only_when_used(tmp_path: Path) -> None:
 
 def test_a_damaged_summary_costs_only_its_own_session(tmp_path: Path) -> None:
     ids, _ = _store(tmp_path)
-    index_path = tmp_path / "index.json"
+    index_path = tmp_path / "index-logs.json"
     saved = msgspec.json.decode(index_path.read_bytes())
     saved["sessions"][ids[0]]["log"] = {"size": "not a number"}
     index_path.write_bytes(msgspec.json.encode(saved))
+    (tmp_path / "index.json").unlink()  # without rows, the answers come from the summaries
     with LocalSessionService.open(tmp_path) as service:
         found = service.find_resumable("/p0", None, 3600)
         assert found is not None and found.id == ids[0] and found.event_count == 1
         listed = service.list_sessions(include_archived=True)
         assert sorted(s.id for s in listed) == sorted(ids)
-    index = SessionIndex(index_path, tmp_path / "locks" / "index.lock")
+    index = SessionIndex(index_path, tmp_path / "locks" / "index.lock", tmp_path / "index.json")
     index.load()
     assert index.entries[ids[0]].log.events == 1  # find_resumable rewrote it from the log
 

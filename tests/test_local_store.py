@@ -395,7 +395,7 @@ def test_damaged_index_is_ignored_and_rewritten(service: LocalSessionService) ->
     (service.root / "index.json").write_bytes(b"\x00\x00 not json")
     fresh = LocalSessionService.open(service.root)
     assert [s.id for s in fresh.list_sessions()] == [manager.session_id]
-    assert msgspec.json.decode((service.root / "index.json").read_bytes())["format"] == 1
+    assert msgspec.json.decode((service.root / "index.json").read_bytes())["format"] == 2
 
 
 def test_index_writes_are_atomic_files(service: LocalSessionService, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -409,8 +409,8 @@ def test_index_writes_are_atomic_files(service: LocalSessionService, monkeypatch
 
     monkeypatch.setattr(_fs, "replace", spy)
     service.list_sessions()
-    assert len(replaced) == 1 and replaced[0][1] == str(service.root / "index.json")
-    assert sorted(p.name for p in service.root.iterdir()) == ["index.json", "locks", "sessions"]
+    assert [dst for _, dst in replaced] == [str(service.root / "index-logs.json"), str(service.root / "index.json")]
+    assert sorted(p.name for p in service.root.iterdir()) == ["index-logs.json", "index.json", "locks", "sessions"]
 
 
 def test_find_and_list_use_the_index_without_parsing_logs(

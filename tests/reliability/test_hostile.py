@@ -259,15 +259,15 @@ def _listing(service: LocalSessionService) -> list[tuple[str, int, str | None, b
 
 
 @st.composite
-def hostile_indexes(draw: st.DrawFn, real: bytes) -> bytes:
-    """Index files that are garbage, the wrong shape, or a valid index that lies about the logs."""
+def hostile_indexes(draw: st.DrawFn, real: bytes, *, rows: bool) -> bytes:
+    """Index files (rows or summaries) that are garbage, the wrong shape, or valid but lie about the logs."""
     kind = draw(st.sampled_from(["garbage", "json", "nested", "utf8", "lies", "paths"]))
     if kind == "garbage":
         return draw(st.binary(max_size=2000))
     if kind == "json":
         return draw(_json_wrong_shape)
     if kind == "nested":
-        return b'{"format":1,"sessions":' + draw(_nested) + b"}"
+        return b'{"format":' + (b"2" if rows else b"1") + b',"sessions":' + draw(_nested) + b"}"
     if kind == "utf8":
         return real.replace(b"/hostile", b"/\xff\xfe", 1)
     decoded = msgspec.json.decode(real)
@@ -277,25 +277,36 @@ def hostile_indexes(draw: st.DrawFn, real: bytes) -> bytes:
             decoded["sessions"][bad] = entry
         return msgspec.json.encode(decoded)
     for entry in decoded["sessions"].values():
-        entry["log"]["events"] = draw(st.integers(-5, 10**6))
-        entry["log"]["head_id"] = draw(st.text(max_size=40) | st.none())
+        lie = entry if rows else entry["log"]
+        lie["event_count" if rows else "events"] = draw(st.integers(-5, 10**6))
+        lie["head_id"] = draw(st.text(max_size=40) | st.none())
+        if rows:
+            lie["archived_at"] = draw(st.none() | st.just("2020-01-01T00:00:00Z"))
         # A stale index: it covers a different number of bytes than the log now holds.
         size = draw(st.integers(0, 10**6))
-        entry["log"]["size"] = size if size != entry["log"]["size"] else size + 1
+        lie["size"] = size if size != lie["size"] else size + 1
     return msgspec.json.encode(decoded)
 
 
-def fuzz_indexes(examples: int) -> None:
+def fuzz_indexes(examples: int, *, rows: bool) -> None:
+    """Fuzz the rows (``index.json``, the summaries intact) or the summaries (``index-logs.json``, no rows)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         expected = _store(root)
-        real = (root / "index.json").read_bytes()
+        hostile, other = root / "index.json", root / "index-logs.json"
+        if not rows:
+            hostile, other = other, hostile
+        real, real_other = hostile.read_bytes(), other.read_bytes()
         logs = {p.name: p.read_bytes() for p in (root / "sessions").iterdir()}
 
         @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
-        @given(data=hostile_indexes(real))
+        @given(data=hostile_indexes(real, rows=rows))
         def scenario(data: bytes) -> None:
-            (root / "index.json").write_bytes(data)
+            hostile.write_bytes(data)
+            if rows:
+                other.write_bytes(real_other)
+            else:
+                other.unlink(missing_ok=True)  # so that the answers come from the summaries
             service = LocalSessionService.open(root)
             assert _listing(service) == expected
             found = service.find_resumable("/hostile", None, 10**9)
@@ -305,20 +316,22 @@ def fuzz_indexes(examples: int) -> None:
                 assert stored is not None and (stored.event_count, stored.head_id) == (count, head)
             service.close()
             assert {p.name: p.read_bytes() for p in (root / "sessions").iterdir()} == logs
-            assert sorted(os.listdir(root)) == ["index.json", "locks", "sessions"]
+            assert sorted(os.listdir(root)) == ["index-logs.json", "index.json", "locks", "sessions"]
             TALLY["indexes"] += 1
 
         scenario()
 
 
-def test_hostile_indexes_quick() -> None:
-    fuzz_indexes(100)
+@pytest.mark.parametrize("rows", [True, False], ids=["rows", "summaries"])
+def test_hostile_indexes_quick(rows: bool) -> None:
+    fuzz_indexes(100, rows=rows)
 
 
 @pytest.mark.stress
-def test_hostile_indexes_stress() -> None:
+@pytest.mark.parametrize("rows", [True, False], ids=["rows", "summaries"])
+def test_hostile_indexes_stress(rows: bool) -> None:
     TALLY.clear()
-    fuzz_indexes(int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES", "3000")))
+    fuzz_indexes(int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES", "3000")), rows=rows)
     print(f"\nhostile indexes: {dict(TALLY)}")
 
 
