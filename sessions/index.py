@@ -274,7 +274,10 @@ class SessionIndex:
         :raises UnsafeStorePath: if the rows file is a symlink.
         """
         seen = _identity(self.rows_path)
-        if seen is None or seen == self._rows_seen:
+        if seen is None:
+            self.rows_dirty = True  # write it, once: it spares the next process the summaries
+            return
+        if seen == self._rows_seen:
             return
         try:
             with open(self.rows_path, "rb") as f:

@@ -385,6 +385,8 @@ class LocalSessionService:
                 if session is None:
                     with index.mutex:
                         index.load()
+                        # A session without a row is answered from its summary; save gives it one.
+                        index.rows_dirty |= session_id not in rows_by_id and session_id not in copies
                     session = _to_session(session_id, self._current_entry(session_id), self.sessions_dir)
             except (FileNotFoundError, SessionNotFound, UnsafeStorePath):
                 continue
@@ -425,6 +427,8 @@ class LocalSessionService:
                 sessions.append(session)
         if stale:
             sessions += [_to_session(sid, entry, self.sessions_dir) for sid, entry in self._all_entries(stale)]
+            with self._index.mutex:
+                self._index.rows_dirty |= not stale.issubset(rows)
         if not include_archived:
             sessions = [s for s in sessions if s.archived_at is None]
         sessions.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
