@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -39,8 +40,12 @@ FACT_ARCHIVED: Final = "archived"
 LOG_SUFFIX: Final = ".jsonl"
 
 
-class Row(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One session as ``list_sessions`` returns it, and the log bytes that say so."""
+class Row(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """One session as ``list_sessions`` returns it, and the log bytes that say so.
+
+    ``gc=False``: a row holds no containers, and 10,000 rows tracked by the cycle
+    collector made it run during a cold load (a third of the decode).
+    """
 
     directory: str | None
     git_root: str | None
@@ -97,23 +102,76 @@ class Listing(msgspec.Struct, kw_only=True, omit_defaults=True):
 class _RowsFile(msgspec.Struct, kw_only=True):
     format: int
     listing: Listing | None = None
-    sessions: dict[str, Row]
+    git_roots: dict[str, list[str]] = {}
+    """For each git root, the keys of ``places`` holding its sessions."""
+    places: dict[str, dict[str, Row]]
+    """Rows by session id, grouped by directory ("" for none): a lookup decodes only its groups."""
+
+
+class _StoredRowsFile(msgspec.Struct, kw_only=True):
+    """The rows file as read, each group left raw until it is used."""
+
+    format: int
+    listing: Listing | None = None
+    git_roots: dict[str, list[str]] = {}
+    places: dict[str, msgspec.Raw]
 
 
 _encoder: Final = msgspec.json.Encoder()
-_decoder: Final = msgspec.json.Decoder(_RowsFile)
+_decoder: Final = msgspec.json.Decoder(_StoredRowsFile)
+_group_decoder: Final = msgspec.json.Decoder(dict[str, Row])
 _str_decoder: Final = msgspec.json.Decoder(str)
 _bool_decoder: Final = msgspec.json.Decoder(bool)
+_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+"""msgspec raises UnicodeDecodeError, not DecodeError, for invalid UTF-8 in a string."""
 
 
 class Rows:
-    """The rows in memory, by session id, with their places and the saved folder listing."""
+    """The rows in memory, by session id, with their places and the saved folder listing.
+
+    Rows read from the file stay raw, a group per directory, until asked for:
+    finding a session in one directory decodes that directory's rows only.
+    """
 
     def __init__(self) -> None:
-        self.by_id: dict[str, Row] = {}
-        self.listing: tuple[int, frozenset[str], tuple[str, ...]] | None = None
-        """``(mtime_ns, log ids, other names)`` of ``ROOT/sessions`` as last trusted."""
+        self._rows: dict[str, Row] = {}
+        self._groups: dict[str, msgspec.Raw] = {}
+        self._git_roots: dict[str, list[str]] = {}
+        self._saved: Listing | None = None
+        """The listing as read, relative to the rows read with it (resolved on the first full decode)."""
+        self._listing: tuple[int, frozenset[str], tuple[str, ...]] | None = None
         self._by_place: dict[str, set[str]] | None = None
+        self.damaged = False
+        """True if a group turned out damaged: every row was dropped, and the file should be rewritten."""
+
+    @property
+    def by_id(self) -> dict[str, Row]:
+        """Every row, by session id (decodes the groups not decoded yet)."""
+        if self._groups:
+            self._decode(list(self._groups))
+        if self._saved is not None:
+            saved, self._saved = self._saved, None
+            ids = set(self._rows).difference(saved.gone)
+            ids.update(saved.unindexed)
+            self._listing = (saved.mtime_ns, frozenset(ids), tuple(saved.others))
+        return self._rows
+
+    @property
+    def listing(self) -> tuple[int, frozenset[str], tuple[str, ...]] | None:
+        """``(mtime_ns, log ids, other names)`` of ``ROOT/sessions`` as last trusted."""
+        if self._saved is not None:
+            self.by_id  # noqa: B018 - resolves the saved listing against every row
+        return self._listing
+
+    @listing.setter
+    def listing(self, value: tuple[int, frozenset[str], tuple[str, ...]] | None) -> None:
+        self.by_id  # noqa: B018 - a saved listing must not be resolved against rows put later
+        self._listing = value
+
+    def saved_listing(self, mtime_ns: int) -> Listing | None:
+        """The listing read from the file if it was taken at ``mtime_ns`` and not resolved yet."""
+        saved = self._saved
+        return saved if saved is not None and saved.mtime_ns == mtime_ns else None
 
     def take_in(self, data: bytes) -> bool:
         """Take in the rows of a saved rows file; False (and nothing changed) if ``data`` is not one.
@@ -122,57 +180,102 @@ class Rows:
         """
         try:
             loaded = _decoder.decode(data)
-        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-            # msgspec raises UnicodeDecodeError, not DecodeError, for invalid UTF-8 in a string.
+        except _DECODE_ERRORS:
             return False
         if loaded.format != ROWS_FORMAT:
             return False
-        mine, theirs = self.by_id, loaded.sessions
-        listing = loaded.listing
-        if listing is not None:
-            ids = set(theirs).difference(listing.gone)
-            ids.update(listing.unindexed)
-            self.listing = (listing.mtime_ns, frozenset(ids), tuple(listing.others))
+        mine = self.by_id
+        self._rows, self._groups, self._git_roots = {}, loaded.places, loaded.git_roots
+        self._saved, self._by_place, self.damaged = loaded.listing, None, False
+        if not mine:
+            return True  # a new process: the groups are decoded when asked for
+        theirs = self.by_id
         for session_id, row in mine.items():
             saved = theirs.get(session_id)
             if saved is None or (saved.ino == row.ino and saved.size < row.size):
                 theirs[session_id] = row
-        self.by_id = theirs
-        self._by_place = None
+        return not self.damaged
+
+    def _decode(self, keys: Iterable[str]) -> bool:
+        rows = self._rows
+        for key in keys:
+            raw = self._groups.pop(key, None)
+            if raw is None:
+                continue
+            try:
+                group = _group_decoder.decode(raw)
+            except _DECODE_ERRORS:
+                self._rows, self._groups, self._saved, self._listing = {}, {}, None, None
+                self.damaged = True
+                return False
+            for session_id, row in group.items():
+                rows.setdefault(session_id, row)  # a row put since the file was read is newer
+            self._by_place = None
         return True
 
     def encode(self) -> bytes:
+        by_id = self.by_id
         listing = None
-        if self.listing is not None:
-            mtime_ns, ids, others = self.listing
+        if self._listing is not None:
+            mtime_ns, ids, others = self._listing
             listing = Listing(
                 mtime_ns=mtime_ns,
-                unindexed=sorted(ids.difference(self.by_id)),
-                gone=sorted(set(self.by_id).difference(ids)),
+                unindexed=sorted(ids.difference(by_id)),
+                gone=sorted(set(by_id).difference(ids)),
                 others=list(others),
             )
-        return _encoder.encode(_RowsFile(format=ROWS_FORMAT, listing=listing, sessions=self.by_id))
+        places: dict[str, dict[str, Row]] = {}
+        git_roots: dict[str, set[str]] = {}
+        for session_id, row in by_id.items():
+            key = row.directory or ""
+            places.setdefault(key, {})[session_id] = row
+            if row.git_root is not None:
+                git_roots.setdefault(row.git_root, set()).add(key)
+        document = _RowsFile(
+            format=ROWS_FORMAT,
+            listing=listing,
+            git_roots={root: sorted(keys) for root, keys in git_roots.items()},
+            places=places,
+        )
+        return _encoder.encode(document)
 
     def put(self, session_id: str, row: Row) -> None:
         self.by_id[session_id] = row
         self._by_place = None
 
     def drop(self, session_ids: set[str]) -> None:
+        by_id = self.by_id
         for session_id in session_ids:
-            self.by_id.pop(session_id, None)
+            by_id.pop(session_id, None)
         self._by_place = None
 
-    def placed(self, directory: str | None, git_root: str | None) -> set[str]:
-        """Ids of the rows whose directory or git root is one of these (a superset: check which)."""
+    def in_place(self, directory: str | None, git_root: str | None) -> dict[str, Row] | None:
+        """The rows whose directory or git root is one of these (a superset: check which).
+
+        Decodes only the groups that may hold them. None if one of them is damaged
+        (every row is dropped then, see :attr:`damaged`).
+        """
+        if self._groups:
+            keys = set(self._git_roots.get(git_root, ())) if git_root is not None else set()
+            if directory is not None:
+                keys.add(directory)
+            if not self._decode(keys):
+                return None
         by_place = self._by_place
         if by_place is None:
             by_place = self._by_place = {}
-            for session_id, row in self.by_id.items():
+            for session_id, row in self._rows.items():
                 if row.directory is not None:
                     by_place.setdefault(row.directory, set()).add(session_id)
                 if row.git_root is not None:
                     by_place.setdefault(row.git_root, set()).add(session_id)
-        return set().union(*(by_place.get(where, ()) for where in (directory, git_root) if where is not None))
+        rows = self._rows
+        return {
+            session_id: rows[session_id]
+            for where in (directory, git_root)
+            if where is not None
+            for session_id in by_place.get(where, ())
+        }
 
 
 def row_of(directory: str | None, git_root: str | None, created_at: dt.datetime, log: LogState) -> Row:

@@ -216,7 +216,7 @@ class SessionIndex:
     @property
     def dirty(self) -> bool:
         """True when the saved index is behind (or was found damaged) and should be written."""
-        return self._dirty or self.entries.damaged or self.rows_dirty
+        return self._dirty or self.entries.damaged or self.rows_dirty or self.rows.damaged
 
     @dirty.setter
     def dirty(self, value: bool) -> None:
@@ -348,7 +348,7 @@ class SessionIndex:
         except OSError:
             return False
         self._rows_seen = (st.st_ino, st.st_size, st.st_mtime_ns)
-        self.rows_dirty = False
+        self.rows_dirty = self.rows.damaged = False
         return True
 
     def _update_rows(self) -> None:

@@ -139,8 +139,10 @@ def _saved_index(path: Path) -> dict[str, Any] | None:
         document = msgspec.json.decode(path.read_bytes())
     except (OSError, msgspec.DecodeError, RecursionError):
         return None
-    sessions = document.get("sessions") if isinstance(document, dict) else None
-    return sessions if isinstance(sessions, dict) else None
+    places = document.get("places") if isinstance(document, dict) else None  # rows grouped by directory
+    if not isinstance(places, dict) or not all(isinstance(group, dict) for group in places.values()):
+        return None
+    return {session_id: row for group in places.values() for session_id, row in group.items()}
 
 
 DOCTOR_STEPS: Final = (

@@ -296,6 +296,41 @@ class LocalSessionService:
                 self._index.note_listing(mtime_ns, ids, others)
         return ids
 
+    def _candidates_from_rows(
+        self, directory: str | None, git_root: str | None
+    ) -> tuple[set[str], dict[str, Row]] | None:
+        """A new process's candidates, if the folder is as its saved listing says: no other rows are decoded.
+
+        :returns: the ids to check and the rows placed here, or None to take the general way.
+        """
+        mtime_ns = os.stat(self.sessions_dir).st_mtime_ns
+        if self._listing is not None and self._listing[0] == mtime_ns:
+            return None  # listed already: every row is decoded, the general way costs no more
+        with self._index.mutex:
+            saved = self._index.rows.saved_listing(mtime_ns)
+            here = self._index.rows.in_place(directory, git_root) if saved is not None else None
+        if saved is None or here is None:
+            return None
+        note_listing(self.sessions_dir, mtime_ns, time.time_ns(), saved.others)
+        candidates = set(here).difference(saved.gone)
+        candidates.update(saved.unindexed)  # logs without a row: their place is not known
+        return candidates, here
+
+    def _candidates(self, directory: str | None, git_root: str | None) -> tuple[set[str], dict[str, Row]]:
+        """The ids to check for :meth:`find_resumable`, and every row."""
+        present = self._session_ids_on_disk()
+        index = self._index
+        with index.mutex:
+            rows, entries = index.rows, index.entries
+            if not present.difference(rows.by_id).isdisjoint(present.difference(entries)):
+                index.load()  # sessions without a row: their summaries may place them elsewhere
+            rows_by_id = dict(rows.by_id)
+            # Sessions the index does not know yet, and those it places here (without decoding the others).
+            candidates = set(present.difference(rows_by_id).difference(entries))
+            placed = set(rows.in_place(directory, git_root) or ()) | entries.placed(directory, git_root)
+            candidates |= present.intersection(placed)
+        return candidates, rows_by_id
+
     def _row_session(self, session_id: str, row: Row | None, folder: str) -> StoredSession | None:
         """The session from its index row if the row covers its log as it is (one lstat), else None.
 
@@ -366,16 +401,10 @@ class LocalSessionService:
         index = self._index
         with index.mutex:
             index.load_rows()
-        present = self._session_ids_on_disk()
+        candidates, rows_by_id = self._candidates_from_rows(directory, git_root) or self._candidates(
+            directory, git_root
+        )
         copies = conflict_copies(self.sessions_dir)
-        with index.mutex:
-            rows, entries = index.rows, index.entries
-            if not present.difference(rows.by_id).isdisjoint(present.difference(entries)):
-                index.load()  # sessions without a row: their summaries may place them elsewhere
-            rows_by_id = dict(rows.by_id)
-            # Sessions the index does not know yet, and those it places here (without decoding the others).
-            candidates = present.difference(rows_by_id).difference(entries)
-            candidates |= present.intersection(rows.placed(directory, git_root) | entries.placed(directory, git_root))
         folder = os.fspath(self.sessions_dir)
         best: StoredSession | None = None
         for session_id in candidates:

@@ -279,6 +279,11 @@ def test_archive_and_unarchive(sessions_cli: SessionsCLI) -> None:
     assert [s["id"] for s in json.loads(sessions_cli("list", "--json").stdout)] == [session_id]
 
 
+def _indexed_ids(index: Path) -> set[str]:
+    """The session ids with a row in a saved ``index.json`` (rows are grouped by directory)."""
+    return {session_id for rows in json.loads(index.read_bytes())["places"].values() for session_id in rows}
+
+
 def test_reindex_after_deleting_the_index(sessions_cli: SessionsCLI) -> None:
     ids = {make_session(sessions_cli.store, f"/p/{n}") for n in range(3)}
     index = sessions_cli.store / "index.json"
@@ -288,7 +293,7 @@ def test_reindex_after_deleting_the_index(sessions_cli: SessionsCLI) -> None:
     result = sessions_cli("reindex")
     assert result.returncode == 0, result.stderr
     assert "from 3 session log(s)" in result.stdout
-    assert set(json.loads(index.read_bytes())["sessions"]) == ids
+    assert _indexed_ids(index) == ids
     assert json.loads(sessions_cli("list", "--json").stdout) == before
 
 
@@ -297,7 +302,7 @@ def test_reindex_replaces_a_corrupt_index(sessions_cli: SessionsCLI) -> None:
     index = sessions_cli.store / "index.json"
     index.write_text('{"format": 1, "sessions": {"not": "valid"')
     assert sessions_cli("reindex").returncode == 0
-    assert list(json.loads(index.read_bytes())["sessions"]) == [session_id]
+    assert _indexed_ids(index) == {session_id}
 
 
 def test_doctor_repairs_torn_tails_and_dry_run_changes_nothing(sessions_cli: SessionsCLI) -> None:
@@ -331,8 +336,9 @@ def test_doctor_repairs_torn_tails_and_dry_run_changes_nothing(sessions_cli: Ses
 
     index = sessions_cli.store / "index.json"
     stale = json.loads(index.read_bytes())
-    stale["sessions"]["00000000-0000-7000-8000-000000000000"] = stale["sessions"][session_id]
-    stale["sessions"][session_id]["size"] -= 1
+    group = next(rows for rows in stale["places"].values() if session_id in rows)  # rows grouped by directory
+    group["00000000-0000-7000-8000-000000000000"] = dict(group[session_id])
+    group[session_id]["size"] -= 1
     index.write_text(json.dumps(stale))
     refreshed = sessions_cli("doctor")
     assert "from 1 session logs: 0 added, 1 dropped, 1 brought up to date" in refreshed.stdout

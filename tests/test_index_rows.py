@@ -134,7 +134,7 @@ def test_unreadable_rows_are_ignored_and_rewritten(tmp_path: Path, data: bytes) 
     (tmp_path / ROWS).write_bytes(data)
     assert _listed(tmp_path) == expected
     rewritten = msgspec.json.decode((tmp_path / ROWS).read_bytes())
-    assert rewritten["format"] == 2 and len(rewritten["sessions"]) == len(expected)
+    assert rewritten["format"] == 2 and sum(map(len, rewritten["places"].values())) == len(expected)
 
 
 def test_a_session_added_within_the_listing_mtime_tick_is_found(tmp_path: Path) -> None:
@@ -173,4 +173,5 @@ def test_a_deleted_session_is_not_listed_from_its_row(tmp_path: Path) -> None:
     with LocalSessionService.open(tmp_path) as service:
         assert service.find_resumable("/q", None, 3600) is None
         assert ids[3] not in {s.id for s in service.list_sessions(include_archived=True)}
-    assert ids[3] not in msgspec.json.decode((tmp_path / ROWS).read_bytes())["sessions"]
+    places = msgspec.json.decode((tmp_path / ROWS).read_bytes())["places"]
+    assert ids[3] not in {session_id for rows in places.values() for session_id in rows}

@@ -267,16 +267,17 @@ def hostile_indexes(draw: st.DrawFn, real: bytes, *, rows: bool) -> bytes:
     if kind == "json":
         return draw(_json_wrong_shape)
     if kind == "nested":
-        return b'{"format":' + (b"2" if rows else b"1") + b',"sessions":' + draw(_nested) + b"}"
+        return (b'{"format":2,"places":{"/hostile":' if rows else b'{"format":1,"sessions":') + draw(_nested) + b"}"
     if kind == "utf8":
         return real.replace(b"/hostile", b"/\xff\xfe", 1)
     decoded = msgspec.json.decode(real)
+    entries = decoded["places"]["/hostile"] if rows else decoded["sessions"]  # rows are grouped by directory
     if kind == "paths":
-        entry = next(iter(decoded["sessions"].values()))
+        entry = next(iter(entries.values()))
         for bad in ("../../etc/passwd", "/abs", "a/b", "x\x00y", "\uff46" * 8):
-            decoded["sessions"][bad] = entry
+            entries[bad] = entry
         return msgspec.json.encode(decoded)
-    for entry in decoded["sessions"].values():
+    for entry in entries.values():
         lie = entry if rows else entry["log"]
         lie["event_count" if rows else "events"] = draw(st.integers(-5, 10**6))
         lie["head_id"] = draw(st.text(max_size=40) | st.none())
