@@ -8,9 +8,9 @@ metadata and refreshes use it.
 
 ``ROOT/index.json`` keeps the rows (:mod:`sessions._rows`): the few fields
 ``list_sessions`` and ``find_resumable`` return, each with the log bytes it
-covers, and the last trusted listing of ``ROOT/sessions``. A new process
-answers from it alone while the logs are unchanged, without reading the much
-larger summaries.
+covers, grouped by directory, and the last trusted listing of ``ROOT/sessions``.
+A new process answers from it alone while the logs are unchanged, decoding
+only the directory it is asked about and never the much larger summaries.
 
 Both are written together, atomically, under one lock. Either may be stale,
 missing or deleted at any time and every answer still comes from the logs.
@@ -231,11 +231,17 @@ class SessionIndex:
 
         :raises UnsafeStorePath: if the index is a symlink.
         """
-        seen = _identity(self.path)
-        if seen is None or seen == self._seen:
+        path = self.path
+        seen = _identity(path)
+        if seen is None:
+            # A store written before the index was split keeps its summaries in the rows' place.
+            path, seen = self.rows_path, _identity(self.rows_path)
+            if seen is None:
+                return
+        if seen == self._seen:
             return
         try:
-            with open(self.path, "rb") as f:
+            with open(path, "rb") as f:
                 loaded = _decoder.decode(f.read())
         except (OSError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
             # msgspec raises UnicodeDecodeError, not DecodeError, for invalid UTF-8 in a string.

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 import sessions.index
+from eventlog import LogFile
 from sessions import LocalSessionService, SessionManager, StoredSession, UserMessage
 
 SUMMARIES = "index-logs.json"
@@ -175,3 +176,20 @@ def test_a_deleted_session_is_not_listed_from_its_row(tmp_path: Path) -> None:
         assert ids[3] not in {s.id for s in service.list_sessions(include_archived=True)}
     places = msgspec.json.decode((tmp_path / ROWS).read_bytes())["places"]
     assert ids[3] not in {session_id for rows in places.values() for session_id in rows}
+
+
+def test_an_index_from_before_the_split_is_used_not_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store whose ``index.json`` still holds the summaries (format 1) is not rebuilt by reading every log."""
+    _store(tmp_path)
+    expected = _listed(tmp_path)
+    (tmp_path / SUMMARIES).replace(tmp_path / ROWS)
+
+    def no_reading(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a log was read although its summary was current")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LogFile, "state", no_reading)
+        assert _listed(tmp_path) == expected
+    assert msgspec.json.decode((tmp_path / ROWS).read_bytes())["format"] == 2
+    assert msgspec.json.decode((tmp_path / SUMMARIES).read_bytes())["format"] == 1
+    assert _listed(tmp_path) == expected

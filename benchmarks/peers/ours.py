@@ -33,8 +33,9 @@ class _OursStore:
         return bad
 
     def reindex(self) -> None:
-        # The index is a disposable cache: deleting it and listing rebuilds it from the logs.
-        (self.root / "index.json").unlink(missing_ok=True)
+        # The index is a disposable cache: deleting it (rows and summaries) and listing rebuilds it from the logs.
+        for name in ("index.json", "index-logs.json"):
+            (self.root / name).unlink(missing_ok=True)
         self.service.close()
         self.service = LocalSessionService.open(self.root)
         self.service.list_sessions(include_archived=True)
