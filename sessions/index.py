@@ -23,7 +23,7 @@ import os
 import threading
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import filelock
 import msgspec
@@ -44,6 +44,21 @@ class IndexEntry(msgspec.Struct, kw_only=True):
     git_root: str | None
     created_at: dt.datetime
     log: LogState
+
+    @classmethod
+    def from_state(cls, state: LogState) -> IndexEntry:
+        """The entry of a log summarized by ``state``, its place and creation time read from the header."""
+        directory = git_root = None
+        created_at = dt.datetime.fromtimestamp(state.mtime_ns / 1e9, dt.UTC)
+        if state.header is not None:
+            created_at = state.header.ts
+            try:
+                attributes = _header_decoder.decode(state.header.data)
+            except (msgspec.DecodeError, RecursionError):
+                attributes = {}
+            directory = attributes.get("directory") if isinstance(attributes.get("directory"), str) else None
+            git_root = attributes.get("git_root") if isinstance(attributes.get("git_root"), str) else None
+        return cls(directory=directory, git_root=git_root, created_at=created_at, log=state)
 
     def is_current(self, st: os.stat_result) -> bool:
         """True if the log (as ``lstat`` saw it) holds exactly the bytes this entry covers."""
@@ -74,6 +89,7 @@ class _StoredIndexFile(msgspec.Struct):
 
 _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder(_StoredIndexFile)
+_header_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 _log_decoder: Final = msgspec.json.Decoder(LogState)
 
 

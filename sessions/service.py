@@ -22,7 +22,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, NamedTuple, Protocol, Self, TypeVar, runtime_checkable
+from typing import Final, NamedTuple, Protocol, Self, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -125,7 +125,6 @@ class SessionService(Protocol):
 
 
 _json_encoder: Final = msgspec.json.Encoder()
-_header_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 
 
 class LocalSessionService:
@@ -220,7 +219,7 @@ class LocalSessionService:
             if entry is not None and entry.log is state:
                 return entry
             if entry is None or entry.log.header is not state.header:
-                entry = _entry_from_state(state)
+                entry = IndexEntry.from_state(state)
             else:
                 entry = IndexEntry(
                     directory=entry.directory, git_root=entry.git_root, created_at=entry.created_at, log=state
@@ -750,20 +749,6 @@ def _event_record(session_id: str, event: StoredEvent) -> Record:
         type=_require_str(event.event_type, "event_type"),
         data=msgspec.Raw(data),
     )
-
-
-def _entry_from_state(state: LogState) -> IndexEntry:
-    directory = git_root = None
-    created_at = dt.datetime.fromtimestamp(state.mtime_ns / 1e9, dt.UTC)
-    if state.header is not None:
-        created_at = state.header.ts
-        try:
-            attributes = _header_decoder.decode(state.header.data)
-        except (msgspec.DecodeError, RecursionError):
-            attributes = {}
-        directory = attributes.get("directory") if isinstance(attributes.get("directory"), str) else None
-        git_root = attributes.get("git_root") if isinstance(attributes.get("git_root"), str) else None
-    return IndexEntry(directory=directory, git_root=git_root, created_at=created_at, log=state)
 
 
 def _to_session(session_id: str, entry: IndexEntry, sessions_dir: Path) -> StoredSession:
