@@ -413,9 +413,9 @@ class LocalSessionService:
                 if session is None:
                     with index.mutex:
                         index.load()
-                        # A session without a row is answered from its summary; save gives it one.
-                        index.rows_dirty |= session_id not in rows_by_id and session_id not in copies
                     session = _to_session(session_id, self._current_entry(session_id), self.sessions_dir)
+                    with index.mutex:  # a session answered without a row: the save gives it one
+                        index.rows_dirty |= session_id not in rows_by_id and session_id not in copies
             except (FileNotFoundError, SessionNotFound, UnsafeStorePath):
                 continue
             if not (

@@ -193,3 +193,20 @@ def test_an_index_from_before_the_split_is_used_not_rebuilt(tmp_path: Path, monk
     assert msgspec.json.decode((tmp_path / ROWS).read_bytes())["format"] == 2
     assert msgspec.json.decode((tmp_path / SUMMARIES).read_bytes())["format"] == 1
     assert _listed(tmp_path) == expected
+
+
+def test_a_damaged_group_of_rows_is_ignored_and_rewritten(tmp_path: Path) -> None:
+    """Groups are decoded only when asked for: one found damaged then drops every row, and the logs answer."""
+    ids = _store(tmp_path)
+    _age_folder(tmp_path)
+    expected = _listed(tmp_path)  # saves a trusted listing, so a new process takes the per-group way
+    saved = msgspec.json.decode((tmp_path / ROWS).read_bytes())
+    assert saved["listing"]["mtime_ns"] == os.stat(tmp_path / "sessions").st_mtime_ns
+    saved["places"]["/p"] = {ids[0]: {"size": "not a number"}}
+    (tmp_path / ROWS).write_bytes(msgspec.json.encode(saved))
+    with LocalSessionService.open(tmp_path) as service:
+        found = service.find_resumable("/p", None, 3600)
+        assert found == next(s for s in expected if s.id == ids[1])
+        assert service.list_sessions(include_archived=True) == expected
+    rewritten = msgspec.json.decode((tmp_path / ROWS).read_bytes())
+    assert sorted(rewritten["places"]["/p"]) == sorted(ids[:3])
