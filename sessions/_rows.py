@@ -147,6 +147,9 @@ class Rows:
     @property
     def by_id(self) -> dict[str, Row]:
         """Every row, by session id (decodes the groups not decoded yet)."""
+        return self._decode_all()
+
+    def _decode_all(self) -> dict[str, Row]:
         if self._groups:
             self._decode(list(self._groups))
         if self._saved is not None:
@@ -160,12 +163,12 @@ class Rows:
     def listing(self) -> tuple[int, frozenset[str], tuple[str, ...]] | None:
         """``(mtime_ns, log ids, other names)`` of ``ROOT/sessions`` as last trusted."""
         if self._saved is not None:
-            self.by_id  # noqa: B018 - resolves the saved listing against every row
+            self._decode_all()  # resolves the saved listing against every row
         return self._listing
 
     @listing.setter
     def listing(self, value: tuple[int, frozenset[str], tuple[str, ...]] | None) -> None:
-        self.by_id  # noqa: B018 - a saved listing must not be resolved against rows put later
+        self._decode_all()  # a saved listing must not be resolved against rows put later
         self._listing = value
 
     def saved_listing(self, mtime_ns: int) -> Listing | None:
