@@ -27,7 +27,8 @@ from sessions.events import (
 )
 from sessions.manager import Resumed, SessionManager
 from sessions.models import StoredEvent, StoredSession, VerifyReport
-from sessions.service import LocalSessionService, SessionService
+from sessions.protocol import SessionService
+from sessions.service import LocalSessionService
 from sessions.tree import SessionTree
 
 __all__ = [

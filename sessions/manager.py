@@ -10,7 +10,8 @@ from eventlog import new_id, utcnow
 from sessions.errors import SessionExists, SessionHistoryMismatch, SessionWriteError
 from sessions.events import ConversationEvent, EventBase, UnknownEvent, deserialize_event, serialize_event
 from sessions.models import StoredEvent, StoredSession
-from sessions.service import LocalSessionService, SessionService
+from sessions.protocol import SessionService
+from sessions.service import LocalSessionService
 
 __all__ = ["Resumed", "SessionManager"]
 

@@ -1,4 +1,4 @@
-"""The session service: a protocol, and its implementation on plain files.
+"""The file-based session service (the protocol it implements is in :mod:`sessions.protocol`).
 
 A store is a folder::
 
@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import re
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Final, NamedTuple, Protocol, Self, TypeVar, runtime_checkable
+from typing import Final, Self, TypeVar
 
 import msgspec
 
@@ -46,6 +45,7 @@ from eventlog import (
     verify_log,
 )
 from eventlog.durability import check_durability
+from sessions._mapping import Conversation, check_event, event_record, require_str, stored_event, typed_event
 from sessions._rows import FACT_ARCHIVED, FACT_SERVER_SESSION, Row, loads_str, read_fact, row_of
 from sessions.errors import (
     DamagedLogWarning,
@@ -56,9 +56,10 @@ from sessions.errors import (
     SessionWriteError,
     UnsafeStorePath,
 )
-from sessions.events import EVENT_TYPES, ConversationEvent, UnknownEvent, deserialize_event
+from sessions.events import deserialize_event
 from sessions.index import IndexEntry, SessionIndex
 from sessions.models import StoredEvent, StoredSession, VerifyReport
+from sessions.protocol import SESSION_ID, SessionService, check_session_id
 from sessions.sync import (
     conflict_copies,
     conflict_copy_findings,
@@ -79,49 +80,7 @@ INDEX_SAVE_LAG: Final = 1 << 20
 """Save the index once a session's log has grown this many bytes past it."""
 
 _LOG_NAME_LENGTH: Final = 36 + len(LOG_SUFFIX)
-_SESSION_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _T = TypeVar("_T")
-
-
-def check_session_id(session_id: object) -> str:
-    """Return ``session_id`` if it is a canonical (lower-case, hyphenated) UUID string.
-
-    Ids become file names, so this runs before any path is built.
-
-    :raises ValueError: for anything else.
-    """
-    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
-        raise ValueError(f"session id must be a canonical lower-case UUID string, not {session_id!r}")
-    return session_id
-
-
-@runtime_checkable
-class SessionService(Protocol):
-    """Where sessions live. :class:`LocalSessionService` keeps them in plain files."""
-
-    def create_session(self, session_id: str, directory: str | None, git_root: str | None) -> StoredSession: ...
-    def get_session(self, session_id: str) -> StoredSession | None: ...
-    def find_resumable(
-        self, directory: str | None, git_root: str | None, max_age_secs: float
-    ) -> StoredSession | None: ...
-    def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]: ...
-    def load_events(self, session_id: str) -> list[StoredEvent]: ...
-    def append_event(
-        self,
-        session_id: str,
-        event_id: str,
-        parent_id: str | None,
-        invocation_id: str,
-        event_type: str,
-        event_data: str,
-    ) -> None: ...
-    def append_events(self, session_id: str, events: Sequence[StoredEvent]) -> None: ...
-    def update_server_session_id(self, session_id: str, server_session_id: str) -> None: ...
-    def archive(self, session_id: str) -> None: ...
-    def unarchive(self, session_id: str) -> None: ...
-    def get_metadata(self, session_id: str, key: str) -> str | None: ...
-    def set_metadata(self, session_id: str, key: str, value: str) -> None: ...
-    def verify(self, session_id: str) -> VerifyReport: ...
 
 
 _json_encoder: Final = msgspec.json.Encoder()
@@ -283,7 +242,7 @@ class LocalSessionService:
         ids = frozenset(
             name[: -len(LOG_SUFFIX)]
             for name in names
-            if name.endswith(LOG_SUFFIX) and _SESSION_ID.fullmatch(name[: -len(LOG_SUFFIX)])
+            if name.endswith(LOG_SUFFIX) and SESSION_ID.fullmatch(name[: -len(LOG_SUFFIX)])
         )
         # A log added within the folder's mtime tick would not move it (git's "racily clean"),
         # so only a folder that has not changed for a while is trusted to mean "same logs".
@@ -471,18 +430,7 @@ class LocalSessionService:
         Lines that cannot be read are skipped with a :class:`DamagedLogWarning`; never raises for content.
         """
         records = self._read_events(session_id)
-        return [
-            StoredEvent(
-                id=r.id,
-                session_id=session_id,
-                parent_id=r.parent,
-                invocation_id=r.inv or "",
-                event_type=r.type or "",
-                event_data=bytes(r.data).decode(),
-                created_at=r.ts,
-            )
-            for r in records
-        ]
+        return [stored_event(session_id, r) for r in records]
 
     def load_conversation(self, session_id: str) -> Conversation:
         """The session's events, typed, with the last one's id and time: what a resume needs.
@@ -495,7 +443,7 @@ class LocalSessionService:
         path = self.log_path(session_id)
         if not conflict_copies(self.sessions_dir).get(session_id):
             try:
-                linear = _translate(lambda: stream_linear_events(path, _typed_event), session_id)
+                linear = _translate(lambda: stream_linear_events(path, typed_event), session_id)
             except FileNotFoundError:
                 raise SessionNotFound(f"no session {session_id} in {self.root}") from None
             if linear is not None:
@@ -568,7 +516,7 @@ class LocalSessionService:
         :raises SessionWriteError: if the disk refused the write; nothing is written.
         :raises ValueError: if an event is malformed (nothing is written).
         """
-        records = [_event_record(session_id, event) for event in events]
+        records = [event_record(session_id, event) for event in events]
         if records:
             self._append(session_id, records)
 
@@ -593,7 +541,7 @@ class LocalSessionService:
 
     def update_server_session_id(self, session_id: str, server_session_id: str) -> None:
         """Record the remote session id. Does not change ``updated_at``."""
-        self._append_fact(session_id, FACT_SERVER_SESSION, _require_str(server_session_id, "server_session_id"))
+        self._append_fact(session_id, FACT_SERVER_SESSION, require_str(server_session_id, "server_session_id"))
 
     def archive(self, session_id: str) -> None:
         """Mark the session archived (``archived_at`` = now). Nothing is deleted."""
@@ -608,7 +556,7 @@ class LocalSessionService:
     def get_metadata(self, session_id: str, key: str) -> str | None:
         """The value stored under ``key``, or None."""
         entry = self._entry(session_id)
-        ref = entry.log.fact(FACT_METADATA, _require_str(key, "key"))
+        ref = entry.log.fact(FACT_METADATA, require_str(key, "key"))
         if ref is None:
             return None
         raw = ref.value if ref.value is not None else read_fact(self.log_path(session_id), ref)
@@ -617,7 +565,7 @@ class LocalSessionService:
 
     def set_metadata(self, session_id: str, key: str, value: str) -> None:
         """Store ``value`` under ``key`` (the newest write wins)."""
-        self._append_fact(session_id, FACT_METADATA, _require_str(value, "value"), key=_require_str(key, "key"))
+        self._append_fact(session_id, FACT_METADATA, require_str(value, "value"), key=require_str(key, "key"))
 
     # -- maintenance ------------------------------------------------------------------
 
@@ -664,7 +612,7 @@ class LocalSessionService:
         """Check a session's log: damaged lines, torn tail, duplicates, gaps, forks, unknown types."""
         path = self.log_path(session_id)
         try:
-            report = _translate(lambda: verify_log(path, _check_event), session_id)
+            report = _translate(lambda: verify_log(path, check_event), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
         unknown: dict[str, int] = {}
@@ -683,28 +631,6 @@ class LocalSessionService:
         )
 
 
-class Conversation(NamedTuple):
-    """What :meth:`LocalSessionService.load_conversation` returns."""
-
-    events: list[ConversationEvent | UnknownEvent]
-    head_id: str | None
-    last_event_at: dt.datetime | None
-
-
-def _typed_event(record: Record) -> ConversationEvent | UnknownEvent:
-    return deserialize_event(record.type or "", record.data)
-
-
-def _check_event(record: Record) -> tuple[str, str] | None:
-    event_type = record.type or ""
-    if event_type not in EVENT_TYPES:
-        return "unknown_type", f"event type '{event_type}' is unknown to this version; kept as is"
-    typed = deserialize_event(event_type, bytes(record.data))
-    if type(typed) is not EVENT_TYPES[event_type]:
-        return "bad_payload", f"{event_type} event {record.id} has data of the wrong shape; kept as is"
-    return None
-
-
 def _translate(call: Callable[[], _T], session_id: str) -> _T:
     """Run a log-layer call, raising its errors as the session errors callers know."""
     try:
@@ -720,35 +646,6 @@ def _translate(call: Callable[[], _T], session_id: str) -> _T:
         raise SessionWriteError(exc.errno, f"session {session_id}: {exc}") from exc
     except UnsafeLogPath as exc:
         raise UnsafeStorePath(str(exc)) from exc
-
-
-def _require_str(value: object, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    return value
-
-
-def _event_record(session_id: str, event: StoredEvent) -> Record:
-    if event.session_id != session_id:
-        raise ValueError(f"event {event.id} belongs to session {event.session_id}, not {session_id}")
-    if event.created_at.tzinfo is None:
-        raise ValueError(f"event {event.id}: created_at must be timezone-aware")
-    data = event.event_data.encode() if isinstance(event.event_data, str) else event.event_data
-    try:
-        msgspec.json.decode(data)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise ValueError(f"event {event.id}: event_data is not valid JSON text: {exc}") from exc
-    if b"\n" in data or b"\r" in data:
-        data = msgspec.json.format(data, indent=0)  # one record, one line
-    return Record(
-        k=KIND_EVENT,
-        id=_require_str(event.id, "event id"),
-        ts=event.created_at.astimezone(dt.UTC),
-        parent=event.parent_id,
-        inv=_require_str(event.invocation_id, "invocation_id"),
-        type=_require_str(event.event_type, "event_type"),
-        data=msgspec.Raw(data),
-    )
 
 
 def _to_session(session_id: str, entry: IndexEntry, sessions_dir: Path) -> StoredSession:

@@ -21,7 +21,7 @@ from sessions import (
     StoredSession,
     VerifyReport,
 )
-from sessions.service import check_session_id
+from sessions.protocol import check_session_id
 
 
 @dataclass

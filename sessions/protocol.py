@@ -1,0 +1,55 @@
+"""The port: what any session store offers, and the rule for session ids."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final, Protocol, runtime_checkable
+
+from sessions.models import StoredEvent, StoredSession, VerifyReport
+
+__all__ = ["SESSION_ID", "SessionService", "check_session_id"]
+
+SESSION_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""A canonical lower-case, hyphenated UUID string: the only names a session log may have."""
+
+
+def check_session_id(session_id: object) -> str:
+    """Return ``session_id`` if it is a canonical (lower-case, hyphenated) UUID string.
+
+    Ids become file names, so this runs before any path is built.
+
+    :raises ValueError: for anything else.
+    """
+    if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
+        raise ValueError(f"session id must be a canonical lower-case UUID string, not {session_id!r}")
+    return session_id
+
+
+@runtime_checkable
+class SessionService(Protocol):
+    """Where sessions live. :class:`LocalSessionService` keeps them in plain files."""
+
+    def create_session(self, session_id: str, directory: str | None, git_root: str | None) -> StoredSession: ...
+    def get_session(self, session_id: str) -> StoredSession | None: ...
+    def find_resumable(
+        self, directory: str | None, git_root: str | None, max_age_secs: float
+    ) -> StoredSession | None: ...
+    def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]: ...
+    def load_events(self, session_id: str) -> list[StoredEvent]: ...
+    def append_event(
+        self,
+        session_id: str,
+        event_id: str,
+        parent_id: str | None,
+        invocation_id: str,
+        event_type: str,
+        event_data: str,
+    ) -> None: ...
+    def append_events(self, session_id: str, events: Sequence[StoredEvent]) -> None: ...
+    def update_server_session_id(self, session_id: str, server_session_id: str) -> None: ...
+    def archive(self, session_id: str) -> None: ...
+    def unarchive(self, session_id: str) -> None: ...
+    def get_metadata(self, session_id: str, key: str) -> str | None: ...
+    def set_metadata(self, session_id: str, key: str, value: str) -> None: ...
+    def verify(self, session_id: str) -> VerifyReport: ...
