@@ -14,12 +14,12 @@ trusting clocks:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from eventlog.record import Record
 
-__all__ = ["EventTree", "Head", "active_head", "build_tree", "is_linear", "order_events"]
+__all__ = ["EventTree", "Head", "active_head", "build_tree", "is_linear", "order_events", "path_to"]
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,20 @@ class EventTree:
     def branch(self, head: str | None = None) -> list[Record]:
         """The events from the root to ``head`` (the active head by default)."""
         by_id = {record.id: record for record in self.events}
-        tip = head if head is not None else self.active_head
-        path: list[Record] = []
-        while tip is not None:
-            path.append(by_id[tip])
-            tip = self.parent_of[tip]
-        path.reverse()
-        return path
+        return [by_id[event_id] for event_id in path_to(self.parent_of, head if head is not None else self.active_head)]
+
+
+def path_to(parent_of: Mapping[str, str | None], tip: str | None) -> list[str]:
+    """The ids from the root down to ``tip``, following ``parent_of``.
+
+    :raises KeyError: if ``tip`` (or a parent on the way) is not in ``parent_of``.
+    """
+    path: list[str] = []
+    while tip is not None:
+        path.append(tip)
+        tip = parent_of[tip]
+    path.reverse()
+    return path
 
 
 def is_linear(events: Sequence[Record]) -> bool:

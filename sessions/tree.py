@@ -11,7 +11,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from eventlog import KIND_EVENT, Record, build_tree
+from eventlog import KIND_EVENT, build_tree
+from eventlog.chain import path_to
+from sessions._mapping import stored_event
 from sessions.errors import DamagedLogWarning
 from sessions.models import StoredEvent
 from sessions.sync import read_with_conflict_copies
@@ -47,13 +49,7 @@ class SessionTree:
         :raises KeyError: if ``head`` is not an event of this session.
         """
         by_id = {event.id: event for event in self.events}
-        tip = head if head is not None else self.active_head
-        path: list[StoredEvent] = []
-        while tip is not None:
-            path.append(by_id[tip])
-            tip = self.parent_of[tip]
-        path.reverse()
-        return path
+        return [by_id[event_id] for event_id in path_to(self.parent_of, head if head is not None else self.active_head)]
 
     def branches(self) -> list[list[StoredEvent]]:
         """Every branch from the root to a tip, the active branch first."""
@@ -78,20 +74,8 @@ def read_session_tree(session_id: str, log_path: Path) -> SessionTree:
     tree = build_tree([r for r in read.records if r.k == KIND_EVENT])
     return SessionTree(
         session_id=session_id,
-        events=[_stored(session_id, r) for r in tree.events],
+        events=[stored_event(session_id, r) for r in tree.events],
         parent_of=dict(tree.parent_of),
         heads=list(tree.heads),
         gaps=[r.id for r in tree.gaps],
-    )
-
-
-def _stored(session_id: str, record: Record) -> StoredEvent:
-    return StoredEvent(
-        id=record.id,
-        session_id=session_id,
-        parent_id=record.parent,
-        invocation_id=record.inv or "",
-        event_type=record.type or "",
-        event_data=bytes(record.data).decode(),
-        created_at=record.ts,
     )
