@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.peers.base import Persist, SessionSpec
+from benchmarks.peers.base import Persist, SessionSpec, manager_persister, manager_resumer, write_history
 from sessions import ConversationEvent, LocalSessionService, SessionManager
 
 __all__ = ["OursPeer"]
@@ -50,29 +50,13 @@ class OursPeer:
     description = "this library: LocalSessionService + SessionManager"
 
     def persister(self, root: Path, durability: str) -> Persist:
-        service = LocalSessionService.open(root, durability=durability)
-        manager = SessionManager.create_new(service, "/work/project", "/work/project")
-        history: list[ConversationEvent] = []
-
-        def prepare(turn: list[ConversationEvent]) -> Callable[[], None]:
-            history.extend(turn)
-            return lambda: manager.persist_events(history)
-
-        return prepare
+        return manager_persister(LocalSessionService.open(root, durability=durability))
 
     def resumer(self, root: Path, events: list[ConversationEvent]) -> Callable[[], list[Any]]:
         service = LocalSessionService.open(root, durability="flush")
-        manager = SessionManager.create_new(service, "/work/project", "/work/project")
-        for end in range(1000, len(events) + 1000, 1000):
-            manager.persist_events(events[:end])
-        service.close()
-        stored = service.get_session(manager.session_id)
-        assert stored is not None
-
-        def resume() -> list[Any]:
-            return SessionManager.resume(service, stored).events
-
-        return resume
+        session_id = write_history(service, events)
+        service.close()  # save the index, as an application leaving would
+        return manager_resumer(service, session_id)
 
     def populate(self, root: Path, specs: list[SessionSpec]) -> None:
         with LocalSessionService.open(root, durability="flush") as service:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks.peers.base import Persist, SessionSpec
+from benchmarks.peers.base import Persist, SessionSpec, manager_persister, manager_resumer, write_history
 from sessions import ConversationEvent, SessionManager, StoredEvent, StoredSession, VerifyReport
 
 __all__ = ["SQLitePeer", "SQLiteSessionService"]
@@ -258,28 +258,13 @@ class SQLitePeer:
         )
 
     def persister(self, root: Path, durability: str) -> Persist:
-        service = SQLiteSessionService(root / "sessions.db", durability=durability, per_event=self.per_event)
-        manager = SessionManager.create_new(service, "/work/project", "/work/project")
-        history: list[ConversationEvent] = []
-
-        def prepare(turn: list[ConversationEvent]) -> Callable[[], None]:
-            history.extend(turn)
-            return lambda: manager.persist_events(history)
-
-        return prepare
+        return manager_persister(
+            SQLiteSessionService(root / "sessions.db", durability=durability, per_event=self.per_event)
+        )
 
     def resumer(self, root: Path, events: list[ConversationEvent]) -> Callable[[], list[Any]]:
         service = SQLiteSessionService(root / "sessions.db", durability="flush", per_event=False)
-        manager = SessionManager.create_new(service, "/work/project", "/work/project")
-        for end in range(1000, len(events) + 1000, 1000):
-            manager.persist_events(events[:end])
-        stored = service.get_session(manager.session_id)
-        assert stored is not None
-
-        def resume() -> list[Any]:
-            return SessionManager.resume(service, stored).events
-
-        return resume
+        return manager_resumer(service, write_history(service, events))
 
     def populate(self, root: Path, specs: list[SessionSpec]) -> None:
         service = SQLiteSessionService(root / "sessions.db", durability="flush", per_event=False)
