@@ -209,6 +209,31 @@ def test_sigkill_among_concurrent_writers_stress(tmp_path: Path, durability: str
     print(f"\nkills among writers[{durability}]: {figures}")
 
 
+def _cut_and_regrow_within_one_tick(root: Path) -> tuple[str, str | None]:
+    """Save an index covering two events, then cut the last one off (a power cut took it) and have
+    another writer append one of the same length, all within one tick of the file-system clock.
+
+    :returns: the session id and the head the other writer left.
+    """
+    service = LocalSessionService.open(root)
+    manager = SessionManager.create_new(service, "/p", None)
+    manager.persist_events([UserMessage("a"), UserMessage("b")])
+    service.list_sessions()
+    service.close()  # the saved index now covers both events
+    path = service.log_path(manager.session_id)
+    saved = os.stat(path)
+    content = path.read_bytes()
+    os.truncate(path, content.rstrip(b"\n").rfind(b"\n") + 1)
+    fresh = LocalSessionService.open(root)
+    stored = fresh.get_session(manager.session_id)
+    assert stored is not None
+    resumed = SessionManager.resume(fresh, stored)
+    resumed.manager.persist_events([*resumed.events, UserMessage("c")])
+    assert os.path.getsize(path) == saved.st_size, "the regrown log must be as long as before for this case"
+    os.utime(path, ns=(saved.st_atime_ns, saved.st_mtime_ns))  # the same coarse-clock tick
+    return manager.session_id, resumed.manager.head_id
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="sessions/index.py IndexEntry.is_current trusts an exact (inode, size, mtime) match: a log cut back "
@@ -216,50 +241,19 @@ def test_sigkill_among_concurrent_writers_stress(tmp_path: Path, durability: str
     "(head, counts); needs a check of the bytes the entry covers (docs/RELIABILITY.md, limits)",
 )
 def test_log_cut_and_regrown_to_the_same_size_within_one_clock_tick(tmp_path: Path) -> None:
-    service = LocalSessionService.open(tmp_path)
-    manager = SessionManager.create_new(service, "/p", None)
-    manager.persist_events([UserMessage("a"), UserMessage("b")])
-    service.list_sessions()
-    service.close()  # the saved index now covers both events
-    path = service.log_path(manager.session_id)
-    saved = os.stat(path)
-    # A power cut takes the unsynced last event; then another writer appends one of the same length.
-    content = path.read_bytes()
-    os.truncate(path, content.rstrip(b"\n").rfind(b"\n") + 1)
-    fresh = LocalSessionService.open(tmp_path)
-    stored = fresh.get_session(manager.session_id)
-    assert stored is not None
-    resumed = SessionManager.resume(fresh, stored)
-    resumed.manager.persist_events([*resumed.events, UserMessage("c")])
-    assert os.path.getsize(path) == saved.st_size, "the regrown log must be as long as before for this case"
-    os.utime(path, ns=(saved.st_atime_ns, saved.st_mtime_ns))  # the same coarse-clock tick
+    _, head = _cut_and_regrow_within_one_tick(tmp_path)
     # A new process sees only index.json and the log.
     listed = LocalSessionService.open(tmp_path).list_sessions()
-    assert [s.head_id for s in listed] == [resumed.manager.head_id]
+    assert [s.head_id for s in listed] == [head]
 
 
 def test_appends_are_not_wedged_by_a_summary_of_other_bytes(tmp_path: Path) -> None:
     """The same cut-and-regrow: a process that listed first must still resume and append."""
-    service = LocalSessionService.open(tmp_path)
-    manager = SessionManager.create_new(service, "/p", None)
-    manager.persist_events([UserMessage("a"), UserMessage("b")])
-    service.list_sessions()
-    service.close()
-    path = service.log_path(manager.session_id)
-    saved = os.stat(path)
-    content = path.read_bytes()
-    os.truncate(path, content.rstrip(b"\n").rfind(b"\n") + 1)
-    fresh = LocalSessionService.open(tmp_path)
-    stored = fresh.get_session(manager.session_id)
-    assert stored is not None
-    resumed = SessionManager.resume(fresh, stored)
-    resumed.manager.persist_events([*resumed.events, UserMessage("c")])
-    assert os.path.getsize(path) == saved.st_size, "the regrown log must be as long as before for this case"
-    os.utime(path, ns=(saved.st_atime_ns, saved.st_mtime_ns))
+    session_id, head = _cut_and_regrow_within_one_tick(tmp_path)
     third = LocalSessionService.open(tmp_path)
     third.list_sessions()
-    stored = third.get_session(manager.session_id)
-    assert stored is not None and stored.head_id == resumed.manager.head_id
+    stored = third.get_session(session_id)
+    assert stored is not None and stored.head_id == head
     again = SessionManager.resume(third, stored)
     again.manager.persist_events([*again.events, UserMessage("d")])
-    assert event_contents(tmp_path, manager.session_id) == ["a", "c", "d"]
+    assert event_contents(tmp_path, session_id) == ["a", "c", "d"]
