@@ -7,8 +7,9 @@ about what the records mean.
 from eventlog.chain import EventTree, Head, active_head, build_tree, is_linear, order_events
 from eventlog.durability import Durability, atomic_write, ensure_private_dir, sync_dir, sync_file
 from eventlog.errors import EventLogError, LogBusy, LogWriteError, StaleHead, UnsafeLogPath
-from eventlog.logfile import Damage, FactRef, LogFile, LogRead, LogState, read_log
+from eventlog.logfile import LogFile
 from eventlog.merge import LogChanged, MergedLog, MergeOutcome, merge_into, merge_logs, merged_state
+from eventlog.reader import Damage, LinearEvents, LogRead, read_log, stream_linear_events
 from eventlog.record import (
     FORMAT_VERSION,
     KIND_EVENT,
@@ -20,7 +21,8 @@ from eventlog.record import (
     new_id,
     utcnow,
 )
-from eventlog.stream import LinearEvents, stream_linear_events
+from eventlog.summary import FactRef, LogState
+from eventlog.trash import move_to_trash, save_to_trash
 from eventlog.verify import Finding, LogReport, verify_log
 
 __all__ = [
@@ -58,9 +60,11 @@ __all__ = [
     "merge_into",
     "merge_logs",
     "merged_state",
+    "move_to_trash",
     "new_id",
     "order_events",
     "read_log",
+    "save_to_trash",
     "stream_linear_events",
     "sync_dir",
     "sync_file",

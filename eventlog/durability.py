@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import threading
 from collections.abc import Callable
@@ -68,21 +69,40 @@ def sync_dir(path: Path) -> None:
     """Make a directory's entries (a created or renamed file) durable."""
     if os.name != "posix":
         return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fd = _fs.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         _fs.fsync(fd)
     finally:
         os.close(fd)
 
 
-def ensure_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) as needed; the leaf is made mode 0700."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    if path.is_symlink() or not path.is_dir():
+def ensure_private_dir(path: Path, *, durable: bool = False) -> None:
+    """Create ``path`` (and parents) as needed; the leaf is made mode 0700.
+
+    :param durable: sync the parent of every folder created, so the new entries
+        survive a power cut (a log inside a folder whose entry was lost is lost with it).
+    :raises NotADirectoryError: if ``path`` (or a parent) exists and is not a directory, or is a symlink.
+    """
+    missing: list[Path] = []
+    probe = path
+    while not os.path.lexists(probe):
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            _fs.mkdir(folder, DIR_MODE)
+        except FileExistsError:
+            continue  # made by another process meanwhile
+        if durable:
+            sync_dir(folder.parent)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(f"{path} is not a directory")
     # mkdir's mode is filtered by the umask; chmod is not.
-    if path.stat().st_mode & 0o777 != DIR_MODE:
-        path.chmod(DIR_MODE)
+    if st.st_mode & 0o777 != DIR_MODE:
+        os.chmod(path, DIR_MODE)
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True, only_if: Callable[[], bool] | None = None) -> bool:
@@ -99,9 +119,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True, only_if: Call
     fd = _fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
     try:
         _fs.fchmod(fd, FILE_MODE)
-        view = memoryview(data)
-        while view:
-            view = view[_fs.write(fd, view) :]
+        _fs.write_all(fd, data)
         if durable:
             sync_file(fd)
     except BaseException:

@@ -30,12 +30,13 @@ from pathlib import Path
 
 import msgspec
 
-from eventlog import _fs
 from eventlog.chain import active_head, is_linear
-from eventlog.durability import FILE_MODE, atomic_write, ensure_private_dir, sync_dir, sync_file
+from eventlog.durability import atomic_write, ensure_private_dir
 from eventlog.errors import EventLogError
-from eventlog.logfile import FactRef, LogState, read_bytes
-from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_record
+from eventlog.reader import read_bytes
+from eventlog.record import KIND_EVENT, KIND_HEADER, Record, decode_record
+from eventlog.summary import FactRef, LogState
+from eventlog.trash import move_to_trash, save_to_trash
 
 __all__ = ["LogChanged", "MergeOutcome", "MergedLog", "merge_into", "merge_logs", "merged_state"]
 
@@ -129,27 +130,29 @@ def _parent_order(groups: dict[str, list[tuple[bytes, Record]]]) -> list[str]:
 def merged_state(merged: MergedLog) -> LogState:
     """A :class:`LogState` summarizing ``merged`` as if it were a log on disk.
 
-    Facts are the newest per key by ``(ts, id)``, and every fact value is kept
-    inline, since there is no file whose offsets would find it.
+    Facts fold in merge order (the later line wins, as in any log), and every
+    fact value is kept inline, since there is no file whose offsets would find it.
     """
     state = LogState(size=len(merged.data), damaged=merged.damaged)
     events: list[Record] = []
     for record in merged.records:
         if record.k == KIND_EVENT:
             events.append(record)
-        elif record.k == KIND_FACT and record.type is not None:
-            ref = FactRef(ts=record.ts, id=record.id, offset=-1, length=0, inline=record.data)
-            keyed = state.facts.setdefault(record.type, {})
-            current = keyed.get(record.key or "")
-            if current is None or ref.newer_than(current):
-                keyed[record.key or ""] = ref
-        elif record.k == KIND_HEADER and state.header is None:
-            state.header = record
+        else:
+            state.fold(record, -1, 0)
+    for keyed in state.facts.values():
+        for key, ref in keyed.items():
+            if ref.value is None:
+                keyed[key] = FactRef(ts=ref.ts, id=ref.id, offset=-1, length=0, inline=_raw_fact(merged, ref.id))
     head = active_head(events)
     state.linear = is_linear(events)
     if head is not None:
         state.head_id, state.head_ts, state.events = head.record.id, head.record.ts, head.unique
     return state
+
+
+def _raw_fact(merged: MergedLog, record_id: str) -> msgspec.Raw:
+    return next(r.data for r in merged.records if r.id == record_id)
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ def merge_into(
     :raises NotADirectoryError: if ``trash_dir`` is a symlink or not a directory (checked before any change).
     """
     if not dry_run:
-        ensure_private_dir(trash_dir)
+        ensure_private_dir(trash_dir, durable=durable)
     for _ in range(attempts):
         before, base = _read_with_identity(target)
         copies = [(source, *_read_with_identity(source)) for source in sources]
@@ -199,7 +202,7 @@ def merge_into(
             return MergeOutcome(target, merged, merged.data != base, [], [])
         torn = base[base.rfind(b"\n") + 1 :]
         if torn:
-            _save_to_trash(trash_dir, f"{target.name}.torn-{len(base) - len(torn)}-{os.getpid()}.bin", torn, durable)
+            save_to_trash(trash_dir, f"{target.name}.torn-{len(base) - len(torn)}.bin", torn, durable=durable)
         written = merged.data != base
         # A sync tool does not take our lock: if it replaced the target since we read it,
         # renaming over it would drop what it brought, so read again instead.
@@ -212,15 +215,10 @@ def merge_into(
         for source, seen, _ in copies:
             if seen is None:
                 continue  # gone already (another merge moved it)
-            moved = _move_to_trash(source, seen, trash_dir)
-            if moved is None:
-                kept.append(source)
+            if _unchanged(source, seen):
+                trashed.append(move_to_trash(source, trash_dir, durable=durable))
             else:
-                trashed.append(moved)
-        if durable and copies:
-            sync_dir(trash_dir)
-            for directory in {source.parent for source in sources}:
-                sync_dir(directory)
+                kept.append(source)
         return MergeOutcome(target, merged, written, trashed, kept)
     raise LogChanged(f"{target} kept changing while it was being merged; nothing was lost, try again later")
 
@@ -229,11 +227,11 @@ _Identity = tuple[int, int, int] | None
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+    return (st.st_ino, st.st_size, st.st_ctime_ns)
 
 
 def _read_with_identity(path: Path) -> tuple[_Identity, bytes]:
-    """The file's bytes and the (inode, size, mtime) they came from; a missing file is empty."""
+    """The file's bytes and the (inode, size, ctime) they came from; a missing file is empty."""
     try:
         st = os.lstat(path)
         data = read_bytes(path, 0)
@@ -249,33 +247,3 @@ def _unchanged(path: Path, seen: _Identity) -> bool:
         return _identity(os.lstat(path)) == seen
     except FileNotFoundError:
         return seen is None
-
-
-def _trash_name(trash_dir: Path, name: str) -> Path:
-    candidate = trash_dir / name
-    n = 1
-    while candidate.exists() or candidate.is_symlink():
-        candidate = trash_dir / f"{name}.{n}"
-        n += 1
-    return candidate
-
-
-def _move_to_trash(source: Path, seen: tuple[int, int, int], trash_dir: Path) -> Path | None:
-    """Move ``source`` into the trash unless it changed since it was merged; where it went, or None."""
-    if not _unchanged(source, seen):
-        return None
-    ensure_private_dir(trash_dir)
-    dest = _trash_name(trash_dir, source.name)
-    _fs.replace(source, dest)
-    return dest
-
-
-def _save_to_trash(trash_dir: Path, name: str, data: bytes, durable: bool) -> None:
-    ensure_private_dir(trash_dir)
-    fd = _fs.open(_trash_name(trash_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
-    try:
-        _fs.write(fd, data)
-        if durable:
-            sync_file(fd)
-    finally:
-        os.close(fd)

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from eventlog.chain import build_tree
-from eventlog.logfile import Damage, decode_each, read_bytes, split_torn
+from eventlog.reader import Damage, decode_each, read_bytes, split_torn
 from eventlog.record import FORMAT_VERSION, KIND_EVENT, KIND_FACT, KIND_HEADER, Record
 
 __all__ = ["Finding", "LogReport", "verify_log"]

@@ -1,0 +1,239 @@
+"""Reading logs: open safely, split off a torn tail, decode tolerantly, stream.
+
+Reading never takes a lock: only whole lines (ending in ``\\n``) are decoded, so
+a reader racing a writer sees a prefix of the writer's batch at worst. Bytes
+after the last newline are a *torn tail* (a crash mid-write, or a writer still
+at work).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Final, Generic, NamedTuple, TypeVar
+
+import msgspec
+
+from eventlog import _fs
+from eventlog.errors import UnsafeLogPath
+from eventlog.record import KIND_EVENT, Record, decode_lines, decode_record
+
+__all__ = [
+    "CHUNK_BYTES",
+    "Damage",
+    "LinearEvents",
+    "LogRead",
+    "decode_each",
+    "iter_chunks",
+    "open_regular",
+    "read_bytes",
+    "read_log",
+    "split_torn",
+    "stream_linear_events",
+]
+
+CHUNK_BYTES: Final = 1 << 20
+"""Bytes read at a time when streaming: small beside a long log, large enough that per-call costs vanish."""
+
+
+class Damage(msgspec.Struct, frozen=True):
+    """A line that could not be read, found at byte ``offset``."""
+
+    offset: int
+    length: int
+    reason: str
+
+
+class LogRead(msgspec.Struct, kw_only=True):
+    """Everything read from a log: its records in file order and what was damaged."""
+
+    records: list[Record]
+    damaged: list[Damage]
+    torn: Damage | None
+    size: int
+    """Bytes of complete lines; a torn tail starts here."""
+
+
+def open_regular(path: Path | str, flags: int = os.O_RDONLY) -> int:
+    """Open a log-like file, refusing symlinks and anything that is not a regular file.
+
+    The open never blocks (a FIFO named like a log would otherwise hang every
+    reader), and the check is made on the open descriptor, not on a second look
+    at the path.
+
+    :raises UnsafeLogPath: if ``path`` is a symlink or not a regular file.
+    :raises FileNotFoundError: if there is nothing at ``path``.
+    """
+    try:
+        fd = _fs.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeLogPath(
+                f"{path} is a symlink; logs must be regular files (replace it with the file itself)"
+            ) from exc
+        if exc.errno in (errno.ENXIO, errno.EISDIR, errno.ENODEV, errno.EOPNOTSUPP):
+            raise UnsafeLogPath(f"{path} is not a regular file; move it out of the store") from exc
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnsafeLogPath(f"{path} is not a regular file; move it out of the store")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_bytes(path: Path | str, start: int = 0) -> bytes:
+    """The file's bytes from ``start`` on (see :func:`open_regular` for what is refused)."""
+    fd = open_regular(path)
+    try:
+        return read_fd(fd, start)
+    finally:
+        os.close(fd)
+
+
+def read_fd(fd: int, start: int, stop: int | None = None) -> bytes:
+    """Bytes ``start`` to ``stop`` (the end if None) of an open file, read with ``pread``."""
+    chunks = []
+    while stop is None or start < stop:
+        want = CHUNK_BYTES if stop is None else min(stop - start, CHUNK_BYTES)
+        chunk = _fs.pread(fd, want, start)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        start += len(chunk)
+    return b"".join(chunks)
+
+
+def iter_chunks(fd: int, start: int, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """Whole lines of an open file from ``start``, a chunk at a time, each with its offset.
+
+    Stops at the last newline before ``stop`` (or the end); a line longer than a
+    chunk is gathered in a list and joined once, so the cost stays linear in its size.
+    """
+    pending: list[bytes] = []
+    pending_at = start
+    pos = start
+    while stop is None or pos < stop:
+        want = CHUNK_BYTES if stop is None else min(stop - pos, CHUNK_BYTES)
+        chunk = _fs.pread(fd, want, pos)
+        if not chunk:
+            break
+        pos += len(chunk)
+        end = chunk.rfind(b"\n") + 1
+        if not end:
+            pending.append(chunk)
+            continue
+        if pending:
+            pending.append(chunk[:end])
+            yield pending_at, b"".join(pending)
+            pending = []
+        else:
+            yield pending_at, chunk[:end] if end < len(chunk) else chunk
+        pending_at = pos - (len(chunk) - end)
+        if end < len(chunk):
+            pending.append(chunk[end:])
+
+
+def decode_each(buf: bytes, base: int) -> tuple[list[Record], list[int], list[int], list[Damage]]:
+    """Decode line by line, keeping offsets; the slow path, for damaged logs and folds."""
+    records: list[Record] = []
+    offsets: list[int] = []
+    lengths: list[int] = []
+    damaged: list[Damage] = []
+    pos = 0
+    for line in buf.split(b"\n")[:-1]:
+        length = len(line) + 1
+        if line.strip():
+            try:
+                record = decode_record(line)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                damaged.append(Damage(base + pos, length, _reason(exc)))
+            else:
+                records.append(record)
+                offsets.append(base + pos)
+                lengths.append(length)
+        pos += length
+    return records, offsets, lengths, damaged
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply"
+    return str(exc)
+
+
+def split_torn(buf: bytes, base: int) -> tuple[bytes, int, Damage | None]:
+    """Split ``buf`` into its complete lines and the torn tail after them."""
+    end = buf.rfind(b"\n") + 1
+    torn = Damage(base + end, len(buf) - end, "torn tail: no newline") if end < len(buf) else None
+    return buf[:end], end, torn
+
+
+def read_log(path: Path, start: int = 0) -> LogRead:
+    """Read a log from byte ``start``, skipping (and reporting) lines that cannot be read.
+
+    :raises UnsafeLogPath: if ``path`` is a symlink or not a regular file.
+    :raises FileNotFoundError: if there is no log.
+    """
+    buf = read_bytes(path, start)
+    body, end, torn = split_torn(buf, start)
+    try:
+        records = decode_lines(body)
+        damaged: list[Damage] = []
+    except (msgspec.DecodeError, RecursionError):
+        records, _, _, damaged = decode_each(body, start)
+    return LogRead(records=records, damaged=damaged, torn=torn, size=start + end)
+
+
+_T = TypeVar("_T")
+
+
+class LinearEvents(NamedTuple, Generic[_T]):
+    """The converted events of a linear log, oldest first, and the last event's record."""
+
+    events: list[_T]
+    head: Record | None
+
+
+def stream_linear_events(
+    path: Path, convert: Callable[[Record], _T], observe: Callable[[int, bytes, list[Record]], None] | None = None
+) -> LinearEvents[_T] | None:
+    """Convert every event of a clean, linear log, reading it a chunk at a time.
+
+    :param convert: called once per event record, in file order.
+    :param observe: called with each chunk's offset, bytes and records (a summary folds them).
+    :returns: the converted events, or None if the log is not clean and linear.
+    :raises UnsafeLogPath: if ``path`` is a symlink or not a regular file.
+    :raises FileNotFoundError: if there is no log.
+    """
+    events: list[_T] = []
+    head: Record | None = None
+    fd = open_regular(path)
+    try:
+        size = os.fstat(fd).st_size
+        covered = 0
+        for offset, chunk in iter_chunks(fd, 0, size):
+            try:
+                records = decode_lines(chunk)
+            except (msgspec.DecodeError, RecursionError):
+                return None
+            for record in records:
+                if record.k == KIND_EVENT:
+                    if record.parent != (head.id if head is not None else None):
+                        return None
+                    head = record
+                    events.append(convert(record))
+            if observe is not None:
+                observe(offset, chunk, records)
+            covered = offset + len(chunk)
+        if covered != size:
+            return None  # a torn tail: let the tolerant reader report it
+    finally:
+        os.close(fd)
+    return LinearEvents(events, head)
