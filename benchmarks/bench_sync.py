@@ -25,7 +25,7 @@ if __package__ in (None, ""):
 from benchmarks.workloads import events_for
 from eventlog.merge import merge_logs
 from sessions import LocalSessionService, SessionManager
-from sessions.sync import merge_conflict_copies
+from sessions.conflicts import merge_conflict_copies
 
 
 def _median_ms(run: Callable[[], object], repeat: int, setup: Callable[[], object] | None = None) -> float:

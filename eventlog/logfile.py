@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
@@ -212,6 +213,7 @@ class LogFile:
     def _after_write(self, fd: int, state: LogState) -> LogState:
         st = os.fstat(fd)
         state.ino, state.ctime_ns, state.torn_bytes = st.st_ino, st.st_ctime_ns, st.st_size - state.size
+        state.seen_ns = time.time_ns()
         with self._state_mutex:
             self._state = state
         return state

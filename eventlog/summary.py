@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from typing import Final
 
 import msgspec
@@ -23,6 +24,8 @@ __all__ = ["FactRef", "LogState", "fold_file"]
 
 INLINE_FACT_BYTES: Final = 512
 """Fact values up to this size are kept in the summary, larger ones by offset."""
+RACY_NS: Final = 2_000_000_000
+"""How close to a file's ctime a stamp must not be taken to be trusted alone (coarse clocks: 2 s on FAT)."""
 TAIL_BYTES: Final = 32
 """How many of the last covered bytes a summary keeps to tell growth from replacement."""
 
@@ -57,6 +60,8 @@ class LogState(msgspec.Struct, kw_only=True):
     size: int = 0
     ino: int = 0
     ctime_ns: int = 0
+    seen_ns: int = 0
+    """When the stamp (inode, size, ctime) was taken: a change within one clock tick of it may not move ctime."""
     tail: bytes = b""
     """The last bytes before ``size`` (up to 32): a log only grew if its old part still ends with them."""
     header: Record | None = None
@@ -77,8 +82,21 @@ class LogState(msgspec.Struct, kw_only=True):
         return msgspec.structs.replace(self, facts={name: dict(keys) for name, keys in self.facts.items()})
 
     def covers(self, st: os.stat_result) -> bool:
-        """True if the file (as ``fstat`` saw it) holds exactly the bytes this summary covers."""
+        """True if the file (as ``stat`` saw it) has the stamp of the bytes this summary covers.
+
+        A stamp taken within :data:`RACY_NS` of the file's ctime is *racy* (git's
+        term): the file may have been cut and regrown to the same size within one
+        tick of a coarse clock. Only :meth:`current` settles those.
+        """
         return (st.st_ino, st.st_size, st.st_ctime_ns) == (self.ino, self.size + self.torn_bytes, self.ctime_ns)
+
+    @property
+    def racy(self) -> bool:
+        return self.seen_ns - self.ctime_ns < RACY_NS
+
+    def current(self, fd: int, st: os.stat_result) -> bool:
+        """True if the open file holds exactly the bytes this summary covers (the racy case checked by its tail)."""
+        return self.covers(st) and (not self.racy or self.still_ends(fd))
 
     def fold(self, record: Record, offset: int, length: int) -> bool:
         """Fold one record in; False if the chain stopped being a straight line."""
@@ -149,7 +167,7 @@ def fold_file(fd: int, st: os.stat_result, known: LogState | None) -> LogState:
     Reads only what ``known`` does not cover; memory stays bounded by a chunk,
     except for a log that is not a straight chain (its event links are kept).
     """
-    if known is not None and known.covers(st):
+    if known is not None and known.current(fd, st):
         return known
     if known is None or st.st_ino != known.ino or st.st_size < known.size or not known.still_ends(fd):
         state = LogState()
@@ -160,7 +178,7 @@ def fold_file(fd: int, st: os.stat_result, known: LogState | None) -> LogState:
             state = _fold_tree(fd, st.st_size)
             break
     state.torn_bytes = st.st_size - state.size
-    state.ino, state.ctime_ns = st.st_ino, st.st_ctime_ns
+    state.ino, state.ctime_ns, state.seen_ns = st.st_ino, st.st_ctime_ns, time.time_ns()
     return state
 
 

@@ -26,9 +26,9 @@ from sessions.events import (
     serialize_event,
 )
 from sessions.manager import Resumed, SessionManager
-from sessions.models import StoredEvent, StoredSession, VerifyReport
+from sessions.models import SessionBatch, StoredEvent, StoredSession, VerifyReport
 from sessions.protocol import SessionService
-from sessions.service import LocalSessionService
+from sessions.store import LocalSessionService
 from sessions.tree import SessionTree
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "LocalSessionService",
     "OutOfBandOutput",
     "Resumed",
+    "SessionBatch",
     "SessionBusy",
     "SessionConflict",
     "SessionExists",

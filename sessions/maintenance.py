@@ -12,10 +12,11 @@ from typing import Any, Final, NamedTuple
 import msgspec
 
 from eventlog import FORMAT_VERSION, KIND_HEADER, decode_record, sync_dir, sync_file, verify_log
+from sessions.conflicts import merge_conflict_copies
 from sessions.errors import SessionNotFound, SessionsError, UnsafeStorePath
 from sessions.events import deserialize_event
-from sessions.service import LocalSessionService, check_session_id
-from sessions.sync import merge_conflict_copies
+from sessions.protocol import check_session_id
+from sessions.store import LocalSessionService
 
 __all__ = [
     "DOCTOR_STEPS",
@@ -116,7 +117,7 @@ def _repair_torn_tails(service: LocalSessionService, dry_run: bool, track: Track
 
 
 def _rebuild_index(service: LocalSessionService, dry_run: bool, track: Track) -> list[str]:
-    path = service.root / "index.json"
+    path = service.layout.index_path
     if dry_run:
         return [f"would rebuild {path} from {len(service.session_ids())} session logs"]
     before = _saved_index(path)
@@ -134,15 +135,21 @@ def _rebuild_index(service: LocalSessionService, dry_run: bool, track: Track) ->
 
 
 def _saved_index(path: Path) -> dict[str, Any] | None:
-    """The sessions of a saved index as plain JSON values, or None if it is missing or unreadable."""
+    """Each session's newest saved row as plain JSON values, or None if the index is missing or unreadable."""
     try:
-        document = msgspec.json.decode(path.read_bytes())
-    except (OSError, msgspec.DecodeError, RecursionError):
+        data = path.read_bytes()
+    except OSError:
         return None
-    places = document.get("places") if isinstance(document, dict) else None  # rows grouped by directory
-    if not isinstance(places, dict) or not all(isinstance(group, dict) for group in places.values()):
-        return None
-    return {session_id: row for group in places.values() for session_id, row in group.items()}
+    rows: dict[str, Any] = {}
+    for line in data.splitlines():
+        try:
+            row = msgspec.json.decode(line)
+        except (msgspec.DecodeError, RecursionError):
+            continue
+        session = row.get("session") if isinstance(row, dict) else None
+        if isinstance(session, dict) and isinstance(session.get("id"), str):
+            rows[session["id"]] = session
+    return rows
 
 
 DOCTOR_STEPS: Final = (

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple, Self
 
 from eventlog import new_id, utcnow
 from sessions.errors import SessionExists, SessionHistoryMismatch, SessionWriteError
-from sessions.events import ConversationEvent, EventBase, UnknownEvent, deserialize_event, serialize_event
-from sessions.models import StoredEvent, StoredSession
-from sessions.protocol import SessionService
-from sessions.service import LocalSessionService
+from sessions.events import ConversationEvent, EventBase, UnknownEvent, serialize_event
+from sessions.models import SessionBatch, StoredEvent, StoredSession
+from sessions.protocol import SessionService, load_conversation
 
 __all__ = ["Resumed", "SessionManager"]
 
@@ -57,6 +57,10 @@ class SessionManager:
         """Ids of a batch whose write failed without a clean rollback: some may be on disk."""
         self._create_failed = False
         """An attempt to create the session raised; its header may be on disk all the same."""
+        self._batch: SessionBatch | None = None
+        """Writes gathered by :meth:`batch`, to go out together when it ends."""
+        self._pending_count: tuple[int, AnyEvent, str | None] | None = None
+        """Inside a batch: the count, last event and head once the gathered events are written."""
 
     @classmethod
     def create_new(cls, service: SessionService, directory: str | None = None, git_root: str | None = None) -> Self:
@@ -66,14 +70,7 @@ class SessionManager:
     @classmethod
     def resume(cls, service: SessionService, stored: StoredSession) -> Resumed:
         """Load a stored session and return a manager that continues it."""
-        if isinstance(service, LocalSessionService):
-            # One pass over the log instead of StoredEvents typed a second time (docs/BENCHMARKS.md).
-            events, head_id, last_event_at = service.load_conversation(stored.id)
-        else:
-            stored_events = service.load_events(stored.id)
-            events = [deserialize_event(e.event_type, e.event_data) for e in stored_events]
-            head_id = stored_events[-1].id if stored_events else None
-            last_event_at = stored_events[-1].created_at if stored_events else None
+        events, head_id, last_event_at = load_conversation(service, stored.id)
         manager = cls(service, stored.id, directory=stored.directory, git_root=stored.git_root, created=True)
         manager._persisted_count = len(events)
         manager._last_persisted = events[-1] if events else None
@@ -98,6 +95,10 @@ class SessionManager:
         return self._persisted_count
 
     def _ensure_created(self) -> None:
+        if self._batch is not None:
+            if not self._created and self._batch.create is None:
+                self._batch.create = (self._directory, self._git_root)
+            return
         if not self._created:
             try:
                 self._service.create_session(self._session_id, self._directory, self._git_root)
@@ -123,8 +124,10 @@ class SessionManager:
         :raises SessionConflict: if another writer appended to this session;
             nothing is written. Resume again to continue.
         """
-        count = self._persisted_count
-        if len(events) < count or (count and events[count - 1] != self._last_persisted):
+        count, last, head = self._persisted_count, self._last_persisted, self._head_id
+        if self._pending_count is not None:  # inside a batch, after an earlier persist in it
+            count, last, head = self._pending_count
+        if len(events) < count or (count and events[count - 1] != last):
             raise SessionHistoryMismatch(
                 f"session {self._session_id}: the event list does not extend the {count} events already "
                 f"persisted (got {len(events)}, and position {count - 1} differs); nothing was written. "
@@ -132,7 +135,7 @@ class SessionManager:
             )
         if self._unconfirmed:
             self._confirm_unconfirmed(events)
-            count = self._persisted_count
+            count, head = self._persisted_count, self._head_id
         if len(events) == count:
             return
         # Serialize first, so an event that cannot be encoded leaves no empty session behind;
@@ -140,7 +143,7 @@ class SessionManager:
         serialized = [serialize_event(event) for event in events[count:]]
         self._ensure_created()
         batch: list[StoredEvent] = []
-        parent = self._head_id
+        parent = head
         for event_type, event_data in serialized:
             event_id = new_id()
             batch.append(
@@ -155,6 +158,10 @@ class SessionManager:
                 )
             )
             parent = event_id
+        if self._batch is not None:
+            self._batch.events.extend(batch)
+            self._pending_count = (len(events), events[-1], parent)
+            return
         try:
             self._service.append_events(self._session_id, batch)
         except SessionWriteError as exc:
@@ -176,8 +183,62 @@ class SessionManager:
             self._head_id = head
         self._unconfirmed = []
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Gather the writes made inside the block into one write and one sync, made when it ends.
+
+        Events, the server session id and metadata written in the block go out
+        together (with the session's creation, if it is new) and are durable
+        when the block ends; if the block raises, nothing is written. Services
+        without ``write_batch`` get the same calls one by one.
+        """
+        if self._batch is not None:
+            yield  # nested: the outer block writes
+            return
+        self._batch = SessionBatch()
+        self._pending_count = None
+        try:
+            yield
+            batch = self._batch
+        finally:
+            self._batch = None
+        pending, self._pending_count = self._pending_count, None
+        if not batch:
+            return
+        write_batch = getattr(self._service, "write_batch", None)
+        if write_batch is None:
+            self._write_one_by_one(batch)
+        else:
+            try:
+                write_batch(self._session_id, batch)
+            except SessionWriteError:
+                if batch.create is not None:
+                    self._create_failed = True
+                raise
+        if batch.create is not None:
+            self._created = True
+        if pending is not None:
+            self._persisted_count, self._last_persisted, self._head_id = pending
+
+    def _write_one_by_one(self, batch: SessionBatch) -> None:
+        service, session_id = self._service, self._session_id
+        if batch.create is not None:
+            service.create_session(session_id, *batch.create)
+            self._created = True
+        if batch.events:
+            service.append_events(session_id, batch.events)
+        if batch.server_session_id is not None:
+            service.update_server_session_id(session_id, batch.server_session_id)
+        for key, value in batch.metadata.items():
+            service.set_metadata(session_id, key, value)
+
     def persist_server_session_id(self, server_session_id: str) -> None:
         """Record the remote session id, if it changed."""
+        if self._batch is not None:
+            if self._batch.server_session_id != server_session_id and self._stored_server_id() != server_session_id:
+                self._ensure_created()
+                self._batch.server_session_id = server_session_id
+            return
         if self._created:
             stored = self._service.get_session(self._session_id)
             if stored is not None and stored.server_session_id == server_session_id:
@@ -204,13 +265,27 @@ class SessionManager:
 
     def get_metadata(self, key: str) -> str | None:
         """The session's value for ``key``, or None (always None before the session is written)."""
+        if self._batch is not None and key in self._batch.metadata:
+            return self._batch.metadata[key]
         if not self._created:
             return None
         return self._service.get_metadata(self._session_id, key)
 
     def set_metadata(self, key: str, value: str) -> None:
         """Store a metadata value; writing the value it already has costs nothing."""
+        if self._batch is not None and key in self._batch.metadata:
+            self._batch.metadata[key] = value
+            return
         if self._created and self._service.get_metadata(self._session_id, key) == value:
             return
         self._ensure_created()
+        if self._batch is not None:
+            self._batch.metadata[key] = value
+            return
         self._service.set_metadata(self._session_id, key, value)
+
+    def _stored_server_id(self) -> str | None:
+        if not self._created:
+            return None
+        stored = self._service.get_session(self._session_id)
+        return stored.server_session_id if stored is not None else None

@@ -8,7 +8,7 @@ import msgspec
 
 from eventlog import Finding
 
-__all__ = ["StoredEvent", "StoredSession", "VerifyReport"]
+__all__ = ["SessionBatch", "StoredEvent", "StoredSession", "VerifyReport"]
 
 
 class StoredSession(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,3 +66,18 @@ class VerifyReport(msgspec.Struct, kw_only=True):
     def ok(self) -> bool:
         """No damaged line and no torn tail (forks, duplicates and gaps are reported, not damage)."""
         return not self.damaged
+
+
+class SessionBatch(msgspec.Struct, kw_only=True):
+    """A turn's writes, to go out as one write and one sync (see ``SessionManager.batch``).
+
+    :param create: ``(directory, git_root)`` when the session does not exist yet: its header goes in the same write.
+    """
+
+    create: tuple[str | None, str | None] | None = None
+    events: list[StoredEvent] = msgspec.field(default_factory=list)
+    server_session_id: str | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.create is not None or self.events or self.server_session_id is not None or self.metadata)

@@ -6,9 +6,11 @@ import re
 from collections.abc import Sequence
 from typing import Final, Protocol, runtime_checkable
 
+from sessions._mapping import Conversation
+from sessions.events import deserialize_event
 from sessions.models import StoredEvent, StoredSession, VerifyReport
 
-__all__ = ["SESSION_ID", "SessionService", "check_session_id"]
+__all__ = ["SESSION_ID", "SessionService", "check_session_id", "load_conversation"]
 
 SESSION_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """A canonical lower-case, hyphenated UUID string: the only names a session log may have."""
@@ -53,3 +55,18 @@ class SessionService(Protocol):
     def get_metadata(self, session_id: str, key: str) -> str | None: ...
     def set_metadata(self, session_id: str, key: str, value: str) -> None: ...
     def verify(self, session_id: str) -> VerifyReport: ...
+
+
+def load_conversation(service: SessionService, session_id: str) -> Conversation:
+    """The session's events typed, with the last one's id and time: what a resume needs.
+
+    Uses the service's own ``load_conversation`` where it has one (the file
+    store reads the log once); any other service's events are typed from ``load_events``.
+    """
+    own = getattr(service, "load_conversation", None)
+    if own is not None:
+        result: Conversation = own(session_id)
+        return result
+    stored = service.load_events(session_id)
+    events = [deserialize_event(e.event_type, e.event_data) for e in stored]
+    return Conversation(events, stored[-1].id if stored else None, stored[-1].created_at if stored else None)

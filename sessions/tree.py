@@ -8,15 +8,16 @@ resume follow the active branch; :class:`SessionTree` shows all of them.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from eventlog import KIND_EVENT, build_tree
 from eventlog.chain import path_to
 from sessions._mapping import stored_event
+from sessions.conflicts import read_with_copies
 from sessions.errors import DamagedLogWarning
 from sessions.models import StoredEvent
-from sessions.sync import read_with_conflict_copies
 
 __all__ = ["SessionTree", "read_session_tree"]
 
@@ -56,7 +57,7 @@ class SessionTree:
         return [self.branch(head) for head in self.heads]
 
 
-def read_session_tree(session_id: str, log_path: Path) -> SessionTree:
+def read_session_tree(session_id: str, log_path: Path, copies: Sequence[Path] = ()) -> SessionTree:
     """Read a session's tree from its log (merged with any conflict copies beside it).
 
     Damaged lines are skipped with a :class:`DamagedLogWarning`.
@@ -64,7 +65,7 @@ def read_session_tree(session_id: str, log_path: Path) -> SessionTree:
     :raises FileNotFoundError: if there is no log.
     :raises UnsafeLogPath: if the log is a symlink or not a regular file.
     """
-    read = read_with_conflict_copies(log_path)
+    read = read_with_copies(log_path, copies)
     if read.damaged or read.torn:
         warnings.warn(
             f"{log_path}: skipped {len(read.damaged) + bool(read.torn)} damaged line(s); nothing was deleted",

@@ -13,7 +13,7 @@ from typing import Any
 
 from eventlog import _fs
 from sessions import LocalSessionService
-from sessions.sync import merge_conflict_copies
+from sessions.conflicts import merge_conflict_copies
 
 
 def _kill_at(n: int) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from eventlog import KIND_FACT, Record, encode_records, verify_log
 from sessions import LocalSessionService, SessionConflict, SessionManager
-from sessions.sync import (
+from sessions.conflicts import (
     conflict_copies,
     conflict_copy_session,
     merge_conflict_copies,

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sessions.sync import conflict_copies, merge_conflict_copies
+from sessions.conflicts import conflict_copies, merge_conflict_copies
 from tests.sync_helpers import (
     DROPBOX_COPY,
     SYNCTHING_COPY,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from eventlog import verify_log
-from sessions.sync import conflict_copies, merge_conflict_copies
+from sessions.conflicts import conflict_copies, merge_conflict_copies
 from tests.sync_helpers import all_event_ids, clone, continue_session, new_session, open_store, raw_event_ids, view
 
 pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")

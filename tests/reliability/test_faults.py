@@ -30,7 +30,7 @@ from sessions import (
     UnknownEvent,
     UserMessage,
 )
-from sessions.index import _IndexFile
+from sessions.index import Row
 
 from ._support import assert_chain_valid, event_contents
 from .faults import KINDS, OPS, Fault, Injector
@@ -50,18 +50,18 @@ faults_st = st.one_of(st.lists(fault_st, min_size=1, max_size=3), failed_rollbac
 
 def index_not_ahead(root: Path) -> None:
     """Every saved index entry covers no more of its log than the log holds."""
-    index = root / "index.json"
+    index = root / "index.jsonl"
     if not index.exists():
         return
-    try:
-        saved = msgspec.json.decode(index.read_bytes(), type=_IndexFile)
-    except msgspec.DecodeError:
-        return  # a damaged index is ignored and rebuilt; it cannot mislead
-    for session_id, entry in saved.sessions.items():
-        log = root / "sessions" / f"{session_id}.jsonl"
+    for line in index.read_bytes().splitlines():
+        try:
+            row = msgspec.json.decode(line, type=Row)
+        except msgspec.DecodeError:
+            continue  # a damaged line is skipped; it cannot mislead
+        log = root / "sessions" / f"{row.session.id}.jsonl"
         complete = read_log(log).size
-        if entry.log.ino == os.stat(log).st_ino:
-            assert entry.log.size <= complete, f"index covers {entry.log.size} bytes, log has {complete}"
+        if row.log.ino == os.stat(log).st_ino:
+            assert row.log.size <= complete, f"index covers {row.log.size} bytes, log has {complete}"
 
 
 def run_scenario(root: Path, durability: str, baseline: int, faults: list[Fault], steps: list[str]) -> None:

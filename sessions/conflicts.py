@@ -26,41 +26,33 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import threading
-import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import filelock
-
-from eventlog import KIND_EVENT, Finding, LogRead, UnsafeLogPath, atomic_write, build_tree, read_log
-from eventlog.durability import FILE_MODE
-from eventlog.logfile import Damage, decode_each, read_bytes, split_torn
+from eventlog import KIND_EVENT, Finding, LogRead, LogState, UnsafeLogPath, atomic_write, build_tree, read_log
 from eventlog.merge import LogChanged, MergedLog, merge_into, merge_logs, merged_state
+from eventlog.reader import Damage, decode_each, read_bytes, split_torn
 from sessions.errors import DamagedLogWarning, SessionBusy, SessionsError, UnsafeStorePath
-from sessions.index import IndexEntry
 
 if TYPE_CHECKING:
-    from sessions.service import LocalSessionService
+    from sessions.store import LocalSessionService
 
 __all__ = [
     "TEMPLATES",
     "CopiesMerged",
     "SyncMergeError",
     "conflict_copies",
-    "conflict_copy_findings",
     "conflict_copy_session",
-    "merge_before_append",
+    "copy_findings",
     "merge_conflict_copies",
     "merge_session_copies",
-    "note_listing",
-    "read_with_conflict_copies",
+    "read_with_copies",
     "sync_template",
-    "with_conflict_copies",
+    "union_state",
     "write_sync_templates",
 ]
 
@@ -70,13 +62,6 @@ _COPY_NAMES: Final = (
     re.compile(rf"(?P<id>{_UUID}) \((?:[^()/]*'s )?conflicted copy[^()/]*\)(?: \(\d+\))?\.jsonl"),
     re.compile(rf"(?P<id>{_UUID})\.jsonl~"),
 )
-
-_RACY_NS: Final = 2_000_000_000
-"""A listing taken this soon after the folder's mtime may miss a file added within
-the same mtime tick (coarse clocks: 1 s on HFS+, 2 s on FAT), as git's "racily
-clean" entries may; such a listing is taken again, at most every :data:`_RELIST_NS`."""
-_RELIST_NS: Final = 100_000_000
-
 
 _PLAIN_LOG_NAME: Final = 36 + len(".jsonl")
 
@@ -96,64 +81,14 @@ def conflict_copy_session(name: str) -> str | None:
     return None
 
 
-class _Listing:
-    """The conflict copies in one folder, cached while the folder's mtime stays put."""
-
-    def __init__(self) -> None:
-        self.mtime_ns = -1
-        self.listed_ns = 0
-        self.trusted = False
-        self.copies: dict[str, list[Path]] = {}
-
-
-_listings: dict[Path, _Listing] = {}
-_listings_mutex = threading.Lock()
-
-
-def _listing(sessions_dir: Path) -> dict[str, list[Path]]:
-    try:
-        mtime_ns = os.stat(sessions_dir).st_mtime_ns
-    except FileNotFoundError:
-        return {}
-    now = time.time_ns()
-    with _listings_mutex:
-        listing = _listings.setdefault(sessions_dir, _Listing())
-        # Every read and append asks, so a listing (a readdir of every log) is reused
-        # until the folder changes; see _RACY_NS for why a fresh one is not trusted.
-        if listing.mtime_ns != mtime_ns or (not listing.trusted and now - listing.listed_ns > _RELIST_NS):
-            _take_listing(listing, sessions_dir, mtime_ns, now, os.listdir(sessions_dir))
-        return listing.copies
-
-
-def _take_listing(listing: _Listing, sessions_dir: Path, mtime_ns: int, now: int, names: Iterable[str]) -> None:
-    found: dict[str, list[Path]] = {}
-    for name in sorted(names):
-        session_id = conflict_copy_session(name)
-        if session_id is not None:
-            found.setdefault(session_id, []).append(sessions_dir / name)
-    listing.copies = found
-    listing.mtime_ns, listing.listed_ns = mtime_ns, now
-    listing.trusted = now - mtime_ns > _RACY_NS
-
-
-def note_listing(sessions_dir: Path, mtime_ns: int, listed_ns: int, names: Iterable[str]) -> None:
-    """Take in a listing of ``sessions_dir`` made by the service, which lists the folder once for both.
-
-    :param mtime_ns: the folder's mtime before it was listed.
-    :param listed_ns: when it was listed (a listing is trusted only once the mtime is old enough).
-    :param names: the names listed (those of conflict copies are enough).
-    """
-    with _listings_mutex:
-        _take_listing(_listings.setdefault(sessions_dir, _Listing()), sessions_dir, mtime_ns, listed_ns, names)
-
-
 def conflict_copies(sessions_dir: Path) -> dict[str, list[Path]]:
-    """Every conflict copy in ``sessions_dir``, by session id, each list sorted by name."""
-    return {sid: list(paths) for sid, paths in _listing(sessions_dir).items()}
-
-
-def _copies_of(log_path: Path) -> list[Path]:
-    return list(_listing(log_path.parent).get(log_path.stem, ()))
+    """Every conflict copy in ``sessions_dir``, by session id, each list sorted by name (listed afresh)."""
+    found: dict[str, list[Path]] = {}
+    for name in sorted(os.listdir(sessions_dir)):
+        owner = conflict_copy_session(name)
+        if owner is not None:
+            found.setdefault(owner, []).append(sessions_dir / name)
+    return found
 
 
 def _read_union(log_path: Path, copies: Sequence[Path]) -> tuple[LogRead, MergedLog]:
@@ -192,7 +127,7 @@ def _damage(buf: bytes, *, checked: bool) -> tuple[list[Damage], Damage | None]:
     return (decode_each(body, 0)[3] if checked else []), torn
 
 
-def read_with_conflict_copies(log_path: Path) -> LogRead:
+def read_with_copies(log_path: Path, copies: Sequence[Path]) -> LogRead:
     """Read a session log, merged with its conflict copies if it has any.
 
     With copies, ``records`` holds the union's records in merge order (every
@@ -201,28 +136,21 @@ def read_with_conflict_copies(log_path: Path) -> LogRead:
     :raises FileNotFoundError: if there is no log.
     :raises UnsafeLogPath: if the log is a symlink or not a regular file.
     """
-    copies = _copies_of(log_path)
     if not copies:
         return read_log(log_path)
     return _read_union(log_path, copies)[0]
 
 
-def with_conflict_copies(entry: IndexEntry, log_path: Path) -> IndexEntry:
-    """The index entry of a session, summarizing the union if it has conflict copies.
+def union_state(log_path: Path, copies: Sequence[Path]) -> LogState | None:
+    """The summary of a log and its copies merged, or None if the log is gone.
 
-    The union's summary is never cached: it covers no single file, and the
-    copies are gone after the next merge.
+    It is never cached: it covers no single file, and the copies are gone after the next merge.
     """
-    copies = _copies_of(log_path)
-    if not copies:
-        return entry
     try:
         _, merged = _read_union(log_path, copies)
     except FileNotFoundError:
-        return entry
-    return IndexEntry(
-        directory=entry.directory, git_root=entry.git_root, created_at=entry.created_at, log=merged_state(merged)
-    )
+        return None
+    return merged_state(merged)
 
 
 @dataclass(frozen=True)
@@ -274,13 +202,12 @@ def merge_session_copies(
     :raises UnsafeStorePath: if the log or a copy is a symlink or not a regular file.
     """
     log_path = service.log_path(session_id)
-    copies = _copies_of(log_path)
+    copies = service.layout.copies_of(session_id)
     if not copies:
         return None
-    lock = filelock.FileLock(service.locks_dir / f"{session_id}.lock", timeout=service.lock_timeout, mode=FILE_MODE)
     try:
         # A dry run changes nothing, so it need not wait for writers.
-        with lock if not dry_run else _no_lock():
+        with service.session_lock(session_id) if not dry_run else contextlib.nullcontext():
             before = _event_ids(log_path)
             outcome = merge_into(
                 log_path,
@@ -289,7 +216,7 @@ def merge_session_copies(
                 durable=service.durability == "fsync",
                 dry_run=dry_run,
             )
-    except filelock.Timeout as exc:
+    except SessionBusy as exc:
         raise SessionBusy(
             f"session {session_id} is busy (another process is appending); its conflict copies were not merged, "
             "try again"
@@ -326,7 +253,7 @@ def merge_conflict_copies(service: LocalSessionService, *, dry_run: bool) -> lis
     :param dry_run: report what would be merged, change nothing.
     """
     results: list[CopiesMerged] = []
-    for session_id, copies in sorted(conflict_copies(service.sessions_dir).items()):
+    for session_id, copies in sorted(service.layout.scan().copies.items()):
         try:
             result = merge_session_copies(service, session_id, dry_run=dry_run)
         except (SessionBusy, SyncMergeError, UnsafeStorePath) as exc:
@@ -337,7 +264,7 @@ def merge_conflict_copies(service: LocalSessionService, *, dry_run: bool) -> lis
     return results
 
 
-def conflict_copy_findings(log_path: Path) -> list[Finding]:
+def copy_findings(copies: Sequence[Path]) -> list[Finding]:
     """A ``conflict_copy`` finding for each copy beside a log: not damage, since readers merge it."""
     return [
         Finding(
@@ -346,14 +273,8 @@ def conflict_copy_findings(log_path: Path) -> list[Finding]:
             f"{copy.name} is a sync tool's conflict copy of this log: it loads as part of the session; "
             "`sessions doctor` merges it in for good",
         )
-        for copy in _copies_of(log_path)
+        for copy in copies
     ]
-
-
-def merge_before_append(service: LocalSessionService, session_id: str) -> None:
-    """Merge a session's conflict copies, if it has any, so an append continues the head readers see."""
-    if _copies_of(service.log_path(session_id)):
-        merge_session_copies(service, session_id)
 
 
 def _event_ids(log_path: Path) -> set[str]:
@@ -361,11 +282,6 @@ def _event_ids(log_path: Path) -> set[str]:
         return {r.id for r in read_log(log_path).records if r.k == KIND_EVENT}
     except FileNotFoundError:
         return set()
-
-
-@contextlib.contextmanager
-def _no_lock() -> Iterator[None]:
-    yield
 
 
 TEMPLATES: Final = {".gitattributes": "gitattributes", ".gitignore": "gitignore", ".stignore": "stignore"}

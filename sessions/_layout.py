@@ -1,0 +1,139 @@
+"""Where things are in a store, and the one scan of its ``sessions/`` folder.
+
+A store is a folder::
+
+    ROOT/sessions/<session id>.jsonl   one log per session: the only source of truth
+    ROOT/index.jsonl                   disposable cache: one summary line per session (sessions/index.py)
+    ROOT/locks/                        disposable lock files
+    ROOT/trash/                        torn tails, merged conflict copies and deleted sessions
+
+The scan of ``sessions/`` is cached while the folder is unchanged. The check is
+the folder's inode and ``ctime``: a copy tool can put an old ``mtime`` back
+(``rsync -a``, ``cp -a``), but nothing can set ``ctime``, which moves whenever an
+entry is added, removed or renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from sessions.conflicts import conflict_copy_session
+from sessions.protocol import SESSION_ID, check_session_id
+
+__all__ = ["LOG_SUFFIX", "Layout", "Scan"]
+
+LOG_SUFFIX: Final = ".jsonl"
+RACY_NS: Final = 2_000_000_000
+"""A scan taken this soon after the folder's ctime may miss an entry added within
+the same clock tick (coarse clocks: 1 s on HFS+, 2 s on FAT), as git's "racily
+clean" entries may; such a scan is taken again next time."""
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What ``sessions/`` held at one moment."""
+
+    stamp: tuple[int, int]
+    """The folder's (inode, ctime) when scanned."""
+    trusted: bool
+    """False if taken within :data:`RACY_NS` of the folder's last change: look again next time."""
+    logs: frozenset[str]
+    """Ids of the sessions whose log is a regular file."""
+    copies: dict[str, list[Path]] = field(default_factory=dict)
+    """Sync conflict copies by the session id they belong to, each list sorted by name."""
+    unsafe: list[Path] = field(default_factory=list)
+    """Entries named like a log that are not regular files (a FIFO, a socket, a folder, a symlink)."""
+    taken_ns: int = 0
+
+
+class Layout:
+    """The paths of a store and the cached scan of its logs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sessions_dir = root / "sessions"
+        self.locks_dir = root / "locks"
+        self.trash_dir = root / "trash"
+        self.index_path = root / "index.jsonl"
+        self._folder = os.fspath(self.sessions_dir)
+        self._scan: Scan | None = None
+        self._mutex = threading.Lock()
+
+    def log_path(self, session_id: str) -> Path:
+        """The log file of a session (which may not exist yet).
+
+        :raises ValueError: if ``session_id`` is not a valid session id.
+        """
+        return self.sessions_dir / f"{check_session_id(session_id)}{LOG_SUFFIX}"
+
+    def log_name(self, session_id: str) -> str:
+        """The log's path as a str, for the hot paths (no id check: callers checked it)."""
+        return os.path.join(self._folder, session_id + LOG_SUFFIX)
+
+    def lock_path(self, session_id: str) -> Path:
+        return self.locks_dir / f"{session_id}.lock"
+
+    def scan(self) -> Scan:
+        """The logs and conflict copies in ``sessions/``, listed again only when the folder changed."""
+        st = os.stat(self._folder)
+        stamp = (st.st_ino, st.st_ctime_ns)
+        with self._mutex:
+            cached = self._scan
+            # An untrusted scan is still reused for a moment: at 100,000 sessions a scan costs ~50 ms.
+            if (
+                cached is not None
+                and cached.stamp == stamp
+                and (cached.trusted or time.time_ns() - cached.taken_ns < 100_000_000)
+            ):
+                return cached
+        scan = self._take(stamp)
+        with self._mutex:
+            self._scan = scan
+        return scan
+
+    def note_created(self, session_id: str, before: tuple[int, int] | None) -> None:
+        """Count a log we just created into the cached scan, if nothing else changed the folder meanwhile.
+
+        :param before: the folder's stamp just before the create.
+        """
+        st = os.stat(self._folder)
+        with self._mutex:
+            cached = self._scan
+            if cached is None or before is None or cached.stamp != before or not cached.trusted:
+                return
+            logs = cached.logs | {session_id}
+            self._scan = Scan((st.st_ino, st.st_ctime_ns), True, logs, cached.copies, cached.unsafe, time.time_ns())
+
+    def stamp(self) -> tuple[int, int]:
+        st = os.stat(self._folder)
+        return (st.st_ino, st.st_ctime_ns)
+
+    def _take(self, stamp: tuple[int, int]) -> Scan:
+        logs: set[str] = set()
+        copies: dict[str, list[Path]] = {}
+        unsafe: list[Path] = []
+        with os.scandir(self._folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.endswith(LOG_SUFFIX) and SESSION_ID.fullmatch(name[: -len(LOG_SUFFIX)]):
+                    if entry.is_file(follow_symlinks=False):
+                        logs.add(name[: -len(LOG_SUFFIX)])
+                    else:
+                        unsafe.append(Path(entry.path))
+                    continue
+                owner = conflict_copy_session(name)
+                if owner is not None:
+                    copies.setdefault(owner, []).append(Path(entry.path))
+        for paths in copies.values():
+            paths.sort()
+        now = time.time_ns()
+        return Scan(stamp, now - stamp[1] > RACY_NS, frozenset(logs), copies, unsafe, now)
+
+    def copies_of(self, session_id: str) -> list[Path]:
+        """The conflict copies beside one session's log."""
+        return list(self.scan().copies.get(session_id, ()))

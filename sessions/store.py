@@ -1,0 +1,700 @@
+"""The file-based session service (the protocol it implements is in :mod:`sessions.protocol`).
+
+Each session is one log under ``ROOT/sessions/`` (see :mod:`sessions._layout`
+and ``docs/FORMAT.md``); the index (:mod:`sessions.index`) is a cache that
+saves reading them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final, Self, TypeVar
+
+import msgspec
+
+from eventlog import (
+    FORMAT_VERSION,
+    KIND_EVENT,
+    KIND_FACT,
+    KIND_HEADER,
+    LogBusy,
+    LogFile,
+    LogState,
+    LogWriteError,
+    Record,
+    StaleHead,
+    UnsafeLogPath,
+    ensure_private_dir,
+    new_id,
+    order_events,
+    stream_linear_events,
+    utcnow,
+    verify_log,
+)
+from eventlog._lock import check_timeout
+from eventlog.durability import check_durability
+from eventlog.reader import open_regular, read_fd
+from eventlog.record import decode_record
+from sessions import conflicts
+from sessions._layout import Layout
+from sessions._mapping import Conversation, check_event, event_record, require_str, stored_event, typed_event
+from sessions.errors import (
+    DamagedLogWarning,
+    SessionBusy,
+    SessionConflict,
+    SessionExists,
+    SessionNotFound,
+    SessionWriteError,
+    UnsafeStorePath,
+)
+from sessions.events import deserialize_event
+from sessions.index import Row, SessionIndex
+from sessions.models import SessionBatch, StoredEvent, StoredSession, VerifyReport
+from sessions.protocol import SessionService, check_session_id
+from sessions.tree import SessionTree, read_session_tree
+
+__all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
+
+FACT_METADATA: Final = "metadata"
+FACT_SERVER_SESSION: Final = "server_session_id"
+FACT_ARCHIVED: Final = "archived"
+SAVE_LAG: Final = 1 << 16
+"""Save a session's row once its log has grown this many bytes past the saved one (and at close)."""
+OPEN_LOGS: Final = 128
+"""Logs whose descriptors stay open between appends; the least recently used are closed beyond this."""
+
+_T = TypeVar("_T")
+_json_encoder: Final = msgspec.json.Encoder()
+_any_decoder: Final = msgspec.json.Decoder(Any)
+
+
+class _Place(msgspec.Struct, frozen=True):
+    """What a session's header says: where it belongs and when it began."""
+
+    directory: str | None
+    git_root: str | None
+    created_at: dt.datetime
+
+
+class LocalSessionService:
+    """Sessions as append-only JSON-lines logs under ``root`` (see the module docs).
+
+    Safe to share between threads, and between processes on the same store.
+    """
+
+    def __init__(self, root: Path, *, lock_timeout: float = 2.0, durability: str = "fsync") -> None:
+        self.root = root
+        self.lock_timeout = check_timeout(lock_timeout)
+        self.durability = check_durability(durability)
+        self.layout = Layout(root)
+        self.sessions_dir = self.layout.sessions_dir
+        self.locks_dir = self.layout.locks_dir
+        self.trash_dir = self.layout.trash_dir
+        self._index = SessionIndex(self.layout.index_path, self.locks_dir / "index.lock")
+        self._logs: OrderedDict[str, LogFile] = OrderedDict()
+        self._places: dict[str, _Place] = {}
+        self._written: set[str] = set()
+        self._mutex = threading.RLock()
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str], *, lock_timeout: float = 2.0, durability: str = "fsync") -> Self:
+        """Open the store at ``root``, creating it (mode 0700, durably) if missing.
+
+        :param lock_timeout: seconds a writer waits for a session's lock before :class:`SessionBusy`
+            (negative: wait forever).
+        :param durability: ``"fsync"`` (survives power loss) or ``"flush"`` (survives a process crash).
+        :raises ValueError: for a bad ``lock_timeout`` or ``durability``.
+        :raises UnsafeStorePath: if the store's folders cannot be made.
+        """
+        check_timeout(lock_timeout)
+        check_durability(durability)
+        path = Path(root).expanduser()
+        for directory in (path, path / "sessions", path / "locks"):
+            try:
+                ensure_private_dir(directory, durable=durability == "fsync")
+            except (NotADirectoryError, FileExistsError) as exc:
+                raise UnsafeStorePath(f"{directory} exists but is not a directory; pick another store path") from exc
+            except PermissionError:
+                if not directory.is_dir():
+                    raise
+                # A read-only store (a backup, a snapshot) can still be read.
+        return cls(path, lock_timeout=lock_timeout, durability=durability)
+
+    def close(self) -> None:
+        """Save the index rows of the sessions written and release open descriptors."""
+        with self._mutex:
+            for session_id in self._written:
+                log = self._logs.get(session_id)
+                place = self._places.get(session_id)
+                if log is not None and place is not None and log.cached_state.size:
+                    self._index.put(Row(session=_to_session(session_id, place, log.cached_state), log=log.cached_state))
+            self._written.clear()
+            self._index.close()
+            for log in self._logs.values():
+                with contextlib.suppress(OSError, LogBusy):
+                    log.close()
+            self._logs.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root)!r}, durability={self.durability!r})"
+
+    # -- logs and summaries ----------------------------------------------------------
+
+    def log_path(self, session_id: str) -> Path:
+        """The log file of a session (which may not exist yet).
+
+        :raises ValueError: if ``session_id`` is not a canonical UUID string.
+        """
+        return self.layout.log_path(session_id)
+
+    def _log(self, session_id: str) -> LogFile:
+        with self._mutex:
+            log = self._logs.get(session_id)
+            if log is not None:
+                self._logs.move_to_end(session_id)
+                return log
+            log = LogFile(
+                self.log_path(session_id),
+                self.layout.lock_path(session_id),
+                lock_timeout=self.lock_timeout,
+                durability=self.durability,
+                trash_dir=self.trash_dir,
+            )
+            self._logs[session_id] = log
+            while len(self._logs) > OPEN_LOGS:
+                _, old = self._logs.popitem(last=False)
+                with contextlib.suppress(OSError, LogBusy):
+                    old.close()
+            return log
+
+    def _summary(self, session_id: str, row: Row | None = None) -> tuple[StoredSession, LogState]:
+        """The session and its log's summary, brought up to date by reading only what no summary covers.
+
+        :raises SessionNotFound: if there is no log.
+        """
+        log = self._log(session_id)
+        if row is None and not log.cached_state.size:
+            row = self._index.row(session_id)
+        try:
+            state = _translate(lambda: log.state(known=row.log if row is not None else None), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+        place = self._place(session_id, state, row)
+        copies = self.layout.copies_of(session_id)
+        if copies:
+            # A sync tool's conflict copies: every reader sees the union (sessions/conflicts.py).
+            union = conflicts.union_state(log.path, copies)
+            if union is not None:
+                return _to_session(session_id, place, union), union
+        session = _to_session(session_id, place, state)
+        if row is None or state.size - row.log.size >= SAVE_LAG or row.log.ino != state.ino:
+            saved = self._index.row(session_id) if row is None else row
+            if saved is None or state.size - saved.log.size >= SAVE_LAG or saved.log.ino != state.ino:
+                self._index.put(Row(session=session, log=state))
+        return session, state
+
+    def _place(self, session_id: str, state: LogState, row: Row | None) -> _Place:
+        place = self._places.get(session_id)
+        if place is not None:
+            return place
+        if state.header is not None:
+            place = _place_of(state.header)
+        elif row is not None:
+            place = _Place(row.session.directory, row.session.git_root, row.session.created_at)
+        else:
+            row = self._index.row(session_id)
+            if row is None:  # a summary without its header: read the header line
+                header = _read_header(self.log_path(session_id))
+                place = _place_of(header) if header is not None else _Place(None, None, utcnow())
+            else:
+                place = _Place(row.session.directory, row.session.git_root, row.session.created_at)
+        self._places[session_id] = place
+        return place
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def create_session(self, session_id: str, directory: str | None, git_root: str | None) -> StoredSession:
+        """Create a session's log (its header line), durably.
+
+        :raises SessionExists: if the session already exists.
+        """
+        return self._create(session_id, directory, git_root, [])
+
+    def _create(
+        self, session_id: str, directory: str | None, git_root: str | None, records: list[Record]
+    ) -> StoredSession:
+        log = self._log(session_id)
+        header = Record(
+            k=KIND_HEADER,
+            id=session_id,
+            ts=utcnow(),
+            v=FORMAT_VERSION,
+            data=msgspec.Raw(_json_encoder.encode({"directory": directory, "git_root": git_root})),
+        )
+        before = self.layout.stamp()
+        try:
+            state = _translate(lambda: log.create(header, records), session_id)
+        except FileExistsError:
+            raise SessionExists(f"session {session_id} already exists in {self.root}") from None
+        self.layout.note_created(session_id, before)
+        place = _place_of(header)
+        self._places[session_id] = place
+        session = _to_session(session_id, place, state)
+        self._index.put(Row(session=session, log=state))
+        self._index.flush()
+        return session
+
+    def get_session(self, session_id: str) -> StoredSession | None:
+        """The session, or None if it does not exist."""
+        try:
+            session = self._summary(session_id)[0]
+        except SessionNotFound:
+            return None
+        self._index.flush()
+        return session
+
+    def find_resumable(self, directory: str | None, git_root: str | None, max_age_secs: float) -> StoredSession | None:
+        """The most recently updated session to continue, or None.
+
+        A session matches if its directory equals ``directory`` or its git root
+        equals ``git_root`` (None matches nothing), it is not archived, and it
+        was updated strictly after ``now - max_age_secs``. Ties on ``updated_at``
+        go to the larger session id (UUIDv7: the later created). Reads the
+        index, and a log only where the index is behind it.
+        """
+        if directory is None and git_root is None:
+            return None
+        cutoff = utcnow() - dt.timedelta(seconds=max_age_secs)
+        scan = self.layout.scan()
+        rows = self._index.rows_near(directory, git_root)
+        unindexed = scan.logs - self._index.ids()
+        best: StoredSession | None = None
+        for session_id in sorted(scan.logs.intersection(rows) | unindexed):
+            session = self._current(session_id, rows.get(session_id), scan.copies)
+            if session is None or not _placed(session, directory, git_root):
+                continue
+            if session.archived_at is not None or session.updated_at <= cutoff:
+                continue
+            if best is None or (session.updated_at, session.id) > (best.updated_at, best.id):
+                best = session
+        self._index.flush()
+        return best
+
+    def _current(self, session_id: str, row: Row | None, copies: dict[str, list[Path]]) -> StoredSession | None:
+        """The session from its row when the row covers its log as it is (one ``stat``), else from the log."""
+        try:
+            if row is not None and session_id not in copies:
+                st = os.stat(self.layout.log_name(session_id), follow_symlinks=False)
+                if row.log.covers(st) and not row.log.racy:
+                    return row.session
+            return self._summary(session_id, row)[0]
+        except (FileNotFoundError, SessionNotFound):
+            return None
+        except UnsafeStorePath as exc:
+            warnings.warn(str(exc), DamagedLogWarning, stacklevel=3)
+            return None
+
+    def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]:
+        """Every session, most recently updated first (ties: larger id first)."""
+        scan = self.layout.scan()
+        for path in scan.unsafe:
+            warnings.warn(
+                f"{path} is not a regular file; skipped (move it out of the store)", DamagedLogWarning, stacklevel=2
+            )
+        briefs = self._index.briefs()
+        sessions: list[StoredSession] = []
+        folder = self.layout
+        for session_id in scan.logs:
+            brief = briefs.get(session_id)
+            session: StoredSession | None = None
+            if brief is not None and session_id not in scan.copies:
+                try:
+                    st = os.stat(folder.log_name(session_id), follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if brief.covers(st):
+                    session = brief.session
+            if session is None:
+                session = self._current(session_id, None, scan.copies)
+                if session is None:
+                    continue
+            if include_archived or session.archived_at is None:
+                sessions.append(session)
+        sessions.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
+        self._index.flush()
+        return sessions
+
+    # -- events -----------------------------------------------------------------------
+
+    def load_events(self, session_id: str) -> list[StoredEvent]:
+        """The session's events, oldest first, along the active branch (see ``eventlog.chain``).
+
+        Lines that cannot be read are skipped with a :class:`DamagedLogWarning`; never raises for content.
+        """
+        return [stored_event(session_id, r) for r in self._read_events(session_id)]
+
+    def load_conversation(self, session_id: str) -> Conversation:
+        """The session's events, typed, with the last one's id and time: what a resume needs.
+
+        A clean, linear log without conflict copies (the common case) is read in
+        one pass, a chunk at a time, and the pass also brings the log's summary
+        up to date, so the first append after it reads nothing again.
+        """
+        path = self.log_path(session_id)
+        if not self.layout.copies_of(session_id):
+            state = LogState()
+            folded = [True]
+
+            def observe(offset: int, chunk: bytes, records: list[Record]) -> None:
+                folded[0] = folded[0] and state.fold_lines(offset, chunk, records)
+
+            try:
+                linear = _translate(lambda: stream_linear_events(path, typed_event, observe), session_id)
+            except FileNotFoundError:
+                raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+            if linear is not None:
+                if folded[0]:
+                    self._adopt(session_id, path, state)
+                head = linear.head
+                return Conversation(linear.events, head.id if head else None, head.ts if head else None)
+        stored = self.load_events(session_id)
+        events = [deserialize_event(e.event_type, e.event_data) for e in stored]
+        return Conversation(events, stored[-1].id if stored else None, stored[-1].created_at if stored else None)
+
+    def _adopt(self, session_id: str, path: Path, state: LogState) -> None:
+        """Hand a summary folded by a read to the log, if the file still holds exactly those bytes."""
+        with contextlib.suppress(OSError, ValueError):
+            fd = open_regular(path)
+            try:
+                st = os.fstat(fd)
+                if st.st_size == state.size and state.still_ends(fd):
+                    state.ino, state.ctime_ns, state.seen_ns = st.st_ino, st.st_ctime_ns, time.time_ns()
+                    self._log(session_id).adopt(state)
+                    if state.header is not None:
+                        self._places.setdefault(session_id, _place_of(state.header))
+            finally:
+                os.close(fd)
+
+    def _read_events(self, session_id: str) -> list[Record]:
+        path = self.log_path(session_id)
+        try:
+            read = _translate(lambda: conflicts.read_with_copies(path, self.layout.copies_of(session_id)), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+        if read.damaged or read.torn:
+            offsets = [d.offset for d in read.damaged] + ([read.torn.offset] if read.torn else [])
+            warnings.warn(
+                f"{path}: skipped {len(offsets)} damaged line(s) at byte offset(s) {offsets[:10]}; "
+                f"nothing was deleted; run `sessions verify {session_id}` for details",
+                DamagedLogWarning,
+                stacklevel=3,
+            )
+        return order_events([r for r in read.records if r.k == KIND_EVENT])
+
+    def load_tree(self, session_id: str) -> SessionTree:
+        """Every event of the session with every branch and the active head (``load_events`` is its active branch).
+
+        :raises SessionNotFound: if the session does not exist.
+        """
+        path = self.log_path(session_id)
+        try:
+            return _translate(
+                lambda: read_session_tree(session_id, path, self.layout.copies_of(session_id)), session_id
+            )
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+
+    def append_event(
+        self,
+        session_id: str,
+        event_id: str,
+        parent_id: str | None,
+        invocation_id: str,
+        event_type: str,
+        event_data: str,
+    ) -> None:
+        """Append one event; see :meth:`append_events`."""
+        self.append_events(
+            session_id,
+            [
+                StoredEvent(
+                    id=event_id,
+                    session_id=session_id,
+                    parent_id=parent_id,
+                    invocation_id=invocation_id,
+                    event_type=event_type,
+                    event_data=event_data,
+                    created_at=utcnow(),
+                )
+            ],
+        )
+
+    def append_events(self, session_id: str, events: Sequence[StoredEvent]) -> None:
+        """Append events as one batch: one lock, one write, one sync.
+
+        The first event's parent must be the session's head and each later
+        one's the event before it, so the log stays one chain.
+
+        :raises SessionConflict: if the head moved (another writer); nothing is written.
+        :raises SessionBusy: if the lock was not free within ``lock_timeout``; nothing is written.
+        :raises SessionWriteError: if the disk refused the write; nothing is written.
+        :raises ValueError: if an event is malformed (nothing is written).
+        """
+        records = [event_record(session_id, event) for event in events]
+        if records:
+            self._append(session_id, records)
+
+    def write_batch(self, session_id: str, batch: SessionBatch) -> None:
+        """Write a whole turn (events, server id, metadata, and the session's creation if new) as one batch.
+
+        One write and, with ``durability="fsync"``, one sync (plus the folder's, for a new session):
+        everything is durable when it returns, or nothing was written.
+
+        :raises SessionExists: if ``batch.create`` is set and the session exists.
+        :raises SessionConflict: if the events do not continue the head; nothing is written.
+        """
+        records = [event_record(session_id, event) for event in batch.events]
+        ts = utcnow()
+        if batch.server_session_id is not None:
+            records.append(_fact(FACT_SERVER_SESSION, require_str(batch.server_session_id, "server_session_id"), ts))
+        for key, value in batch.metadata.items():
+            records.append(_fact(FACT_METADATA, require_str(value, "value"), ts, key=require_str(key, "key")))
+        if batch.create is not None:
+            self._create(session_id, batch.create[0], batch.create[1], records)
+        elif records:
+            self._append(session_id, records)
+
+    def _append(self, session_id: str, records: list[Record]) -> None:
+        check_session_id(session_id)
+        # Fold in a sync tool's conflict copies first, so the batch continues the head readers saw.
+        if self.layout.copies_of(session_id):
+            conflicts.merge_session_copies(self, session_id)
+        log = self._log(session_id)
+        if not log.cached_state.size:
+            row = self._index.row(session_id)
+            if row is not None:
+                log.adopt(row.log)  # extended, never trusted blindly: the append checks it against the file
+        try:
+            state = _translate(lambda: log.append(records), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}; create it first") from None
+        with self._mutex:
+            self._written.add(session_id)
+        if state.size - self._index.saved_size(session_id) >= SAVE_LAG:
+            place = self._place(session_id, state, None)
+            self._index.put(Row(session=_to_session(session_id, place, state), log=state))
+            self._index.flush()
+
+    def _append_fact(self, session_id: str, name: str, value: object, key: str | None = None) -> None:
+        self._append(session_id, [_fact(name, value, utcnow(), key=key)])
+
+    # -- session facts ----------------------------------------------------------------
+
+    def update_server_session_id(self, session_id: str, server_session_id: str) -> None:
+        """Record the remote session id. Does not change ``updated_at``."""
+        self._append_fact(session_id, FACT_SERVER_SESSION, require_str(server_session_id, "server_session_id"))
+
+    def archive(self, session_id: str) -> None:
+        """Mark the session archived (``archived_at`` = now). Nothing is deleted."""
+        self._append_fact(session_id, FACT_ARCHIVED, True)
+
+    def unarchive(self, session_id: str) -> None:
+        """Clear the archive flag (writes nothing if the session is not archived)."""
+        if self._summary(session_id)[0].archived_at is not None:
+            self._append_fact(session_id, FACT_ARCHIVED, False)
+
+    def get_metadata(self, session_id: str, key: str) -> str | None:
+        """The value stored under ``key``, or None."""
+        require_str(key, "key")
+        _, state = self._summary(session_id)
+        ref = state.fact(FACT_METADATA, key)
+        if ref is None:
+            return None
+        raw = ref.value if ref.value is not None else _read_at(self.log_path(session_id), ref.offset, ref.length)
+        # A value that is not a string (a newer version's, or edited by hand) reads as missing, not as a crash.
+        return _loads_str(raw) if raw is not None else None
+
+    def set_metadata(self, session_id: str, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` (the newest write wins)."""
+        self._append_fact(session_id, FACT_METADATA, require_str(value, "value"), key=require_str(key, "key"))
+
+    # -- maintenance ------------------------------------------------------------------
+
+    def session_ids(self) -> list[str]:
+        """The id of every session log in the store, sorted, archived ones included."""
+        return sorted(self.layout.scan().logs)
+
+    def drop_index(self) -> None:
+        """Forget the index, on disk and in memory, so the next reads rebuild it from the logs."""
+        with self._mutex:
+            self._index.clear()
+            for log in self._logs.values():
+                with contextlib.suppress(OSError, LogBusy):
+                    log.close()
+            self._logs.clear()
+            self._places.clear()
+
+    def repair_torn_tail(self, session_id: str) -> int:
+        """Cut off a torn tail now, as the next append would; the bytes are saved to ``trash/`` first.
+
+        :returns: how many bytes were cut off (0 if the log ends with a complete line).
+        :raises SessionNotFound: if the session does not exist.
+        :raises SessionBusy: if a writer held the lock for longer than ``lock_timeout``.
+        """
+        log = self._log(session_id)
+        try:
+            torn = _translate(lambda: log.state().torn_bytes, session_id)
+            if torn:
+                _translate(log.repair, session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+        return torn
+
+    def verify(self, session_id: str) -> VerifyReport:
+        """Check a session's log: damaged lines, torn tail, duplicates, gaps, forks, unknown types."""
+        path = self.log_path(session_id)
+        try:
+            report = _translate(lambda: verify_log(path, check_event), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
+        unknown: dict[str, int] = {}
+        for finding in report.findings:
+            if finding.kind == "unknown_type":
+                name = finding.detail.split("'")[1]
+                unknown[name] = unknown.get(name, 0) + 1
+        return VerifyReport(
+            session_id=session_id,
+            path=report.path,
+            size=report.size,
+            events=report.events,
+            heads=report.heads,
+            findings=report.findings + conflicts.copy_findings(self.layout.copies_of(session_id)),
+            unknown_types=unknown,
+        )
+
+    @contextlib.contextmanager
+    def session_lock(self, session_id: str) -> Iterator[None]:
+        """Hold one session's append lock (merges hold it to exclude appends).
+
+        :raises SessionBusy: if it was not free within ``lock_timeout``.
+        """
+        try:
+            with self._log(session_id).locked():
+                yield
+        except LogBusy as exc:
+            raise SessionBusy(f"session {session_id} is busy: {exc}") from exc
+
+
+def _fact(name: str, value: object, ts: dt.datetime, *, key: str | None = None) -> Record:
+    data = msgspec.Raw(_json_encoder.encode(value))
+    return Record(k=KIND_FACT, id=new_id(), ts=ts, type=name, key=key, data=data)
+
+
+def _placed(session: StoredSession, directory: str | None, git_root: str | None) -> bool:
+    return (directory is not None and session.directory == directory) or (
+        git_root is not None and session.git_root == git_root
+    )
+
+
+def _place_of(header: Record) -> _Place:
+    try:
+        attributes = _any_decoder.decode(header.data)
+    except (msgspec.DecodeError, RecursionError):
+        attributes = {}
+    if not isinstance(attributes, dict):
+        attributes = {}
+    directory, git_root = attributes.get("directory"), attributes.get("git_root")
+    return _Place(
+        directory if isinstance(directory, str) else None,
+        git_root if isinstance(git_root, str) else None,
+        header.ts,
+    )
+
+
+def _read_header(path: Path) -> Record | None:
+    fd = open_regular(path)
+    try:
+        first = read_fd(fd, 0, 1 << 16).split(b"\n", 1)
+    finally:
+        os.close(fd)
+    if len(first) < 2:
+        return None
+    try:
+        record = decode_record(first[0])
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return record if record.k == KIND_HEADER else None
+
+
+def _to_session(session_id: str, place: _Place, state: LogState) -> StoredSession:
+    server = state.fact(FACT_SERVER_SESSION)
+    archived = state.fact(FACT_ARCHIVED)
+    return StoredSession(
+        id=session_id,
+        directory=place.directory,
+        git_root=place.git_root,
+        server_session_id=_loads_str(server.value) if server is not None and server.value is not None else None,
+        created_at=place.created_at,
+        updated_at=state.head_ts or place.created_at,
+        archived_at=archived.ts
+        if archived is not None and archived.value is not None and _is_true(archived.value)
+        else None,
+        head_id=state.head_id,
+        event_count=state.events,
+    )
+
+
+def _is_true(raw: msgspec.Raw | None) -> bool:
+    return raw is not None and bytes(raw).strip() == b"true"
+
+
+def _loads_str(raw: msgspec.Raw) -> str | None:
+    try:
+        value = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _read_at(path: Path, offset: int, length: int) -> msgspec.Raw | None:
+    """The value of the fact line at ``offset``: one bounded read."""
+    fd = open_regular(path)
+    try:
+        line = read_fd(fd, offset, offset + length)
+    finally:
+        os.close(fd)
+    try:
+        return decode_record(line.rstrip(b"\n")).data
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+def _translate(call: Callable[[], _T], session_id: str) -> _T:
+    """Run a log-layer call, raising its errors as the session errors callers know."""
+    try:
+        return call()
+    except StaleHead as exc:
+        raise SessionConflict(
+            f"session {session_id} was changed by another writer (its head is now {exc.actual}); "
+            "nothing was written: resume the session again, then retry"
+        ) from exc
+    except LogBusy as exc:
+        raise SessionBusy(f"session {session_id} is busy: {exc}") from exc
+    except LogWriteError as exc:
+        raise SessionWriteError(exc.errno, f"session {session_id}: {exc}") from exc
+    except UnsafeLogPath as exc:
+        raise UnsafeStorePath(str(exc)) from exc
