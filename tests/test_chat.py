@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from sessions import DamagedLogWarning, LocalSessionService, SessionManager, Text, UserMessage
-from sessions.chat import EDIT_PERMISSIONS_KEY, FILE_READS_KEY, Chat, stream_lines
+from sessions.cli.chat import EDIT_PERMISSIONS_KEY, FILE_READS_KEY, Chat, stream_lines
 from tests.conftest import SessionsCLI
 
 RESUMED = "Continuing previous session (last active just now) — type /new to start a new session"

@@ -14,7 +14,7 @@ import filelock
 import pytest
 
 from sessions import LocalSessionService, SessionManager, Text, ToolCall, ToolResult, UserMessage, maintenance
-from sessions._cli_render import time_ago
+from sessions.cli.render import time_ago
 from tests.conftest import SessionsCLI
 
 ID_A = "11111111-1111-7111-8111-111111111111"

@@ -18,7 +18,8 @@ from typing import Final
 from rich.console import Console
 
 from eventlog import new_id, utcnow
-from sessions._cli_render import event_text, time_ago
+from sessions import LocalSessionService, SessionManager
+from sessions.cli.render import event_text, time_ago
 from sessions.errors import SessionConflict, SessionsError
 from sessions.events import (
     ConversationEvent,
@@ -31,8 +32,6 @@ from sessions.events import (
     UnknownEvent,
     UserMessage,
 )
-from sessions.manager import SessionManager
-from sessions.service import LocalSessionService
 
 __all__ = [
     "DEFAULT_MAX_AGE_MINUTES",
