@@ -24,7 +24,7 @@ import filelock
 
 from eventlog import _fs
 from eventlog.durability import FILE_MODE, ensure_private_dir
-from eventlog.errors import UnsafeLogPath
+from eventlog.errors import LogWriteError, UnsafeLogPath
 
 __all__ = ["FileLock", "check_timeout"]
 
@@ -112,12 +112,14 @@ class FileLock:
             ensure_private_dir(self.path.parent)
             fd = _fs.open(self.path, flags, FILE_MODE)
         except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EACCES, errno.EROFS):
+            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
                 raise UnsafeLogPath(
-                    f"{self.path}: the lock file cannot be opened ({exc.strerror}); it must be a regular file "
-                    "in a writable store: remove whatever is at that path"
+                    f"{self.path}: the lock file cannot be opened ({exc.strerror}); it must be a regular file: "
+                    "remove whatever is at that path"
                 ) from exc
-            raise
+            raise LogWriteError(
+                exc.errno, f"{self.path}: could not open the lock file ({exc.strerror or exc}); nothing was written"
+            ) from exc
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise UnsafeLogPath(f"{self.path} is not a regular file; remove it, it is only a lock file")

@@ -34,7 +34,7 @@ from eventlog.chain import active_head, is_linear
 from eventlog.durability import atomic_write, ensure_private_dir
 from eventlog.errors import EventLogError
 from eventlog.reader import read_bytes
-from eventlog.record import KIND_EVENT, KIND_HEADER, Record, decode_record
+from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_record
 from eventlog.summary import FactRef, LogState
 from eventlog.trash import move_to_trash, save_to_trash
 
@@ -130,29 +130,27 @@ def _parent_order(groups: dict[str, list[tuple[bytes, Record]]]) -> list[str]:
 def merged_state(merged: MergedLog) -> LogState:
     """A :class:`LogState` summarizing ``merged`` as if it were a log on disk.
 
-    Facts fold in merge order (the later line wins, as in any log), and every
-    fact value is kept inline, since there is no file whose offsets would find it.
+    Across copies, file order means nothing, so the newest fact per key is the
+    one with the larger ``(ts, id)``: every machine picks the same. Every fact
+    value is kept inline, since there is no file whose offsets would find it.
     """
     state = LogState(size=len(merged.data), damaged=merged.damaged)
     events: list[Record] = []
     for record in merged.records:
         if record.k == KIND_EVENT:
             events.append(record)
+        elif record.k == KIND_FACT and record.type is not None:
+            keyed = state.facts.setdefault(record.type, {})
+            current = keyed.get(record.key or "")
+            if current is None or (record.ts, record.id) > (current.ts, current.id):
+                keyed[record.key or ""] = FactRef(ts=record.ts, id=record.id, offset=-1, length=0, inline=record.data)
         else:
             state.fold(record, -1, 0)
-    for keyed in state.facts.values():
-        for key, ref in keyed.items():
-            if ref.value is None:
-                keyed[key] = FactRef(ts=ref.ts, id=ref.id, offset=-1, length=0, inline=_raw_fact(merged, ref.id))
     head = active_head(events)
     state.linear = is_linear(events)
     if head is not None:
         state.head_id, state.head_ts, state.events = head.record.id, head.record.ts, head.unique
     return state
-
-
-def _raw_fact(merged: MergedLog, record_id: str) -> msgspec.Raw:
-    return next(r.data for r in merged.records if r.id == record_id)
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,18 @@ import contextlib
 import os
 import re
 import threading
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
-from eventlog import LogState, atomic_write
+from eventlog import LogState, UnsafeLogPath, atomic_write
 from eventlog._fs import write_all
 from eventlog._lock import FileLock
 from eventlog.reader import open_regular, read_fd
-from sessions.errors import SessionBusy
+from sessions.errors import DamagedLogWarning, SessionBusy
 from sessions.models import StoredSession
 
 __all__ = ["Row", "SessionIndex"]
@@ -101,6 +102,7 @@ class SessionIndex:
         self._pending: dict[str, Row] = {}
         """Rows to save at the next :meth:`flush`."""
         self._cleaned = False
+        self._warned = False
         self._next_compact_check = _COMPACT_MIN_LINES
         self._ids: set[str] = set()
         self._ids_upto = 0
@@ -116,8 +118,14 @@ class SessionIndex:
                     os.unlink(self.path.parent / name)
         try:
             fd = open_regular(self.path)
-        except (FileNotFoundError, ValueError):
+        except FileNotFoundError:
             self._reset(0)
+            return
+        except UnsafeLogPath as exc:
+            self._reset(0)
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"{exc}; the index is not used, the logs answer", DamagedLogWarning, stacklevel=4)
             return
         except OSError:
             return  # unreadable: answer from the logs
@@ -222,12 +230,16 @@ class SessionIndex:
                 return
             data = b"".join(_encoder.encode(row) + b"\n" for row in self._pending.values())
             self._pending.clear()
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
             try:
                 fd = open_regular(self.path, flags)
             except (OSError, ValueError):
                 return  # a read-only store, or something hostile at the path: the logs still answer
             try:
+                # A line cut short (a full disk, a crash) must not swallow the first row after it.
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data
                 write_all(fd, data)
             except OSError:
                 return

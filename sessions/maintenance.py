@@ -147,8 +147,10 @@ def _saved_index(path: Path) -> dict[str, Any] | None:
         except (msgspec.DecodeError, RecursionError):
             continue
         session = row.get("session") if isinstance(row, dict) else None
-        if isinstance(session, dict) and isinstance(session.get("id"), str):
-            rows[session["id"]] = session
+        log = row.get("log") if isinstance(row, dict) else None
+        if isinstance(session, dict) and isinstance(session.get("id"), str) and isinstance(log, dict):
+            # What the row says and which log bytes it covers; not when it was taken.
+            rows[session["id"]] = (session, log.get("size"), log.get("ino"), log.get("ctime_ns"))
     return rows
 
 
@@ -218,7 +220,7 @@ def export_session(service: LocalSessionService, session_id: str, fmt: str) -> b
         }
         return msgspec.json.format(_pretty.encode(document), indent=2) + b"\n"
     if fmt == "markdown":
-        from sessions._cli_render import markdown_transcript
+        from sessions.cli.render import markdown_transcript
 
         timeline = [(e.created_at, deserialize_event(e.event_type, e.event_data)) for e in stored]
         return markdown_transcript(session, timeline).encode()

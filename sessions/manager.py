@@ -202,7 +202,7 @@ class SessionManager:
             batch = self._batch
         finally:
             self._batch = None
-        pending, self._pending_count = self._pending_count, None
+            pending, self._pending_count = self._pending_count, None
         if not batch:
             return
         write_batch = getattr(self._service, "write_batch", None)

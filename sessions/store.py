@@ -135,7 +135,9 @@ class LocalSessionService:
                 log = self._logs.get(session_id)
                 place = self._places.get(session_id)
                 if log is not None and place is not None and log.cached_state.size:
-                    self._index.put(Row(session=_to_session(session_id, place, log.cached_state), log=log.cached_state))
+                    self._index.put(
+                        Row(session=_to_session(session_id, place, log.cached_state, log.path), log=log.cached_state)
+                    )
             self._written.clear()
             self._index.close()
             for log in self._logs.values():
@@ -199,8 +201,8 @@ class LocalSessionService:
             # A sync tool's conflict copies: every reader sees the union (sessions/conflicts.py).
             union = conflicts.union_state(log.path, copies)
             if union is not None:
-                return _to_session(session_id, place, union), union
-        session = _to_session(session_id, place, state)
+                return _to_session(session_id, place, union, self.log_path(session_id)), union
+        session = _to_session(session_id, place, state, self.log_path(session_id))
         if row is None or state.size - row.log.size >= SAVE_LAG or row.log.ino != state.ino:
             saved = self._index.row(session_id) if row is None else row
             if saved is None or state.size - saved.log.size >= SAVE_LAG or saved.log.ino != state.ino:
@@ -253,7 +255,7 @@ class LocalSessionService:
         self.layout.note_created(session_id, before)
         place = _place_of(header)
         self._places[session_id] = place
-        session = _to_session(session_id, place, state)
+        session = _to_session(session_id, place, state, self.log_path(session_id))
         self._index.put(Row(session=session, log=state))
         self._index.flush()
         return session
@@ -496,7 +498,7 @@ class LocalSessionService:
             self._written.add(session_id)
         if state.size - self._index.saved_size(session_id) >= SAVE_LAG:
             place = self._place(session_id, state, None)
-            self._index.put(Row(session=_to_session(session_id, place, state), log=state))
+            self._index.put(Row(session=_to_session(session_id, place, state, self.log_path(session_id)), log=state))
             self._index.flush()
 
     def _append_fact(self, session_id: str, name: str, value: object, key: str | None = None) -> None:
@@ -640,14 +642,17 @@ def _read_header(path: Path) -> Record | None:
     return record if record.k == KIND_HEADER else None
 
 
-def _to_session(session_id: str, place: _Place, state: LogState) -> StoredSession:
+def _to_session(session_id: str, place: _Place, state: LogState, path: Path) -> StoredSession:
     server = state.fact(FACT_SERVER_SESSION)
     archived = state.fact(FACT_ARCHIVED)
+    server_raw = None
+    if server is not None:  # a long server id is kept by offset, not inline: one bounded read
+        server_raw = server.value if server.value is not None else _read_at(path, server.offset, server.length)
     return StoredSession(
         id=session_id,
         directory=place.directory,
         git_root=place.git_root,
-        server_session_id=_loads_str(server.value) if server is not None and server.value is not None else None,
+        server_session_id=_loads_str(server_raw) if server_raw is not None else None,
         created_at=place.created_at,
         updated_at=state.head_ts or place.created_at,
         archived_at=archived.ts

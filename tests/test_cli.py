@@ -280,13 +280,13 @@ def test_archive_and_unarchive(sessions_cli: SessionsCLI) -> None:
 
 
 def _indexed_ids(index: Path) -> set[str]:
-    """The session ids with a row in a saved ``index.json`` (rows are grouped by directory)."""
-    return {session_id for rows in json.loads(index.read_bytes())["places"].values() for session_id in rows}
+    """The session ids with a row in a saved ``index.jsonl`` (one row a line)."""
+    return {json.loads(line)["session"]["id"] for line in index.read_bytes().splitlines()}
 
 
 def test_reindex_after_deleting_the_index(sessions_cli: SessionsCLI) -> None:
     ids = {make_session(sessions_cli.store, f"/p/{n}") for n in range(3)}
-    index = sessions_cli.store / "index.json"
+    index = sessions_cli.store / "index.jsonl"
     before = json.loads(sessions_cli("list", "--json").stdout)
     assert index.exists()
     index.unlink()
@@ -299,8 +299,8 @@ def test_reindex_after_deleting_the_index(sessions_cli: SessionsCLI) -> None:
 
 def test_reindex_replaces_a_corrupt_index(sessions_cli: SessionsCLI) -> None:
     session_id = make_session(sessions_cli.store)
-    index = sessions_cli.store / "index.json"
-    index.write_text('{"format": 1, "sessions": {"not": "valid"')
+    index = sessions_cli.store / "index.jsonl"
+    index.write_text('{"session": {"not": "valid"')
     assert sessions_cli("reindex").returncode == 0
     assert _indexed_ids(index) == {session_id}
 
@@ -310,14 +310,14 @@ def test_doctor_repairs_torn_tails_and_dry_run_changes_nothing(sessions_cli: Ses
     log = sessions_cli.store / "sessions" / f"{session_id}.jsonl"
     good = log.read_bytes()
     log.write_bytes(good + b'{"k":"event","id":"cut-')
-    (sessions_cli.store / "index.json").unlink()
+    (sessions_cli.store / "index.jsonl").unlink()
 
     dry = sessions_cli("doctor", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert f"{session_id}: would cut a torn tail of 23 bytes" in dry.stdout
     assert "dry run: nothing was changed" in dry.stdout
     assert log.read_bytes() == good + b'{"k":"event","id":"cut-'
-    assert not (sessions_cli.store / "index.json").exists()
+    assert not (sessions_cli.store / "index.jsonl").exists()
     assert not (sessions_cli.store / "trash").exists()
 
     fixed = sessions_cli("doctor")
@@ -327,19 +327,18 @@ def test_doctor_repairs_torn_tails_and_dry_run_changes_nothing(sessions_cli: Ses
     assert log.read_bytes() == good
     (kept,) = (sessions_cli.store / "trash").iterdir()
     assert kept.read_bytes() == b'{"k":"event","id":"cut-'
-    assert (sessions_cli.store / "index.json").exists()
+    assert (sessions_cli.store / "index.jsonl").exists()
     assert sessions_cli("verify", "--all").returncode == 0
 
     again = sessions_cli("doctor")
     assert "repair torn tails:\n  nothing to do" in again.stdout
     assert "from 1 session logs; it was already up to date" in again.stdout
 
-    index = sessions_cli.store / "index.json"
-    stale = json.loads(index.read_bytes())
-    group = next(rows for rows in stale["places"].values() if session_id in rows)  # rows grouped by directory
-    group["00000000-0000-7000-8000-000000000000"] = dict(group[session_id])
-    group[session_id]["size"] -= 1
-    index.write_text(json.dumps(stale))
+    index = sessions_cli.store / "index.jsonl"
+    (row,) = [json.loads(line) for line in index.read_bytes().splitlines()]
+    ghost = {**row, "session": {**row["session"], "id": "00000000-0000-7000-8000-000000000000"}}
+    lying = {**row, "log": {**row["log"], "size": row["log"]["size"] - 1}}
+    index.write_text(json.dumps(ghost) + "\n" + json.dumps(lying) + "\n")
     refreshed = sessions_cli("doctor")
     assert "from 1 session logs: 0 added, 1 dropped, 1 brought up to date" in refreshed.stdout
 

@@ -30,7 +30,7 @@ from sessions import (
     UnsafeStorePath,
     UserMessage,
 )
-from sessions import service as service_module
+from sessions import store as service_module
 
 
 @pytest.fixture
@@ -373,7 +373,7 @@ def test_deleting_everything_but_the_logs_loses_nothing(service: LocalSessionSer
 def test_stale_index_is_brought_up_to_date_from_the_logs(service: LocalSessionService) -> None:
     manager = _persisted(service)
     service.close()
-    index_before = (service.root / "index.json").read_bytes()
+    index_before = (service.root / "index.jsonl").read_bytes()
     other = LocalSessionService.open(service.root)  # another process, say
     stored = other.get_session(manager.session_id)
     assert stored is not None
@@ -381,7 +381,7 @@ def test_stale_index_is_brought_up_to_date_from_the_logs(service: LocalSessionSe
     resumed.manager.persist_events([*resumed.events, Text("more")])
     resumed.manager.set_metadata("k", "v")
     other.archive(manager.session_id)
-    (service.root / "index.json").write_bytes(index_before)  # as if the index never heard of it
+    (service.root / "index.jsonl").write_bytes(index_before)  # as if the index never heard of it
     fresh = LocalSessionService.open(service.root)
     got = fresh.get_session(manager.session_id)
     assert got is not None
@@ -392,14 +392,17 @@ def test_stale_index_is_brought_up_to_date_from_the_logs(service: LocalSessionSe
 def test_damaged_index_is_ignored_and_rewritten(service: LocalSessionService) -> None:
     manager = _persisted(service)
     service.close()
-    (service.root / "index.json").write_bytes(b"\x00\x00 not json")
+    (service.root / "index.jsonl").write_bytes(b"\x00\x00 not json")
     fresh = LocalSessionService.open(service.root)
     assert [s.id for s in fresh.list_sessions()] == [manager.session_id]
-    assert msgspec.json.decode((service.root / "index.json").read_bytes())["format"] == 2
+    # The damaged bytes stay on a line of their own; the row saved after them reads back.
+    lines = (service.root / "index.jsonl").read_bytes().splitlines()
+    assert lines[0] == b"\x00\x00 not json"
+    assert msgspec.json.decode(lines[-1])["session"]["id"] == manager.session_id
 
 
-def test_index_writes_are_atomic_files(service: LocalSessionService, monkeypatch: pytest.MonkeyPatch) -> None:
-    _persisted(service)
+def test_index_saves_append_and_never_rewrite(service: LocalSessionService, monkeypatch: pytest.MonkeyPatch) -> None:
+    manager = _persisted(service)
     replaced: list[tuple[str, str]] = []
     real_replace = _fs.replace
 
@@ -408,9 +411,16 @@ def test_index_writes_are_atomic_files(service: LocalSessionService, monkeypatch
         real_replace(src, dst)
 
     monkeypatch.setattr(_fs, "replace", spy)
-    service.list_sessions()
-    assert [dst for _, dst in replaced] == [str(service.root / "index-logs.json"), str(service.root / "index.json")]
-    assert sorted(p.name for p in service.root.iterdir()) == ["index-logs.json", "index.json", "locks", "sessions"]
+    before = (service.root / "index.jsonl").read_bytes()
+    service.archive(manager.session_id)
+    service.set_metadata(manager.session_id, "k", "v")
+    other = SessionManager.create_new(service, "/other", None)
+    other.persist_events([UserMessage("hi")])
+    service.list_sessions(include_archived=True)
+    service.close()
+    assert replaced == []
+    assert (service.root / "index.jsonl").read_bytes().startswith(before)
+    assert sorted(p.name for p in service.root.iterdir()) == ["index.jsonl", "locks", "sessions"]
 
 
 def test_find_and_list_use_the_index_without_parsing_logs(
@@ -422,8 +432,9 @@ def test_find_and_list_use_the_index_without_parsing_logs(
     def no_parsing(*args: object, **kwargs: object) -> object:
         raise AssertionError("a whole log was parsed")
 
-    monkeypatch.setattr(eventlog.logfile, "decode_each", no_parsing)
-    monkeypatch.setattr(eventlog.logfile, "decode_lines", no_parsing)
+    for module in (eventlog.summary, eventlog.reader):
+        monkeypatch.setattr(module, "decode_each", no_parsing)
+        monkeypatch.setattr(module, "decode_lines", no_parsing)
     fresh = LocalSessionService.open(service.root)
     found = fresh.find_resumable("/p3", None, 3600)
     assert found is not None and found.id == ids[3]
@@ -502,7 +513,7 @@ def test_files_are_private_whatever_the_umask(tmp_path: Path, umask: int) -> Non
     root = tmp_path / "store"
     for directory in (root, root / "sessions", root / "locks"):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
-    for file in (service.log_path(manager.session_id), root / "index.json"):
+    for file in (service.log_path(manager.session_id), root / "index.jsonl"):
         assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-import eventlog.stream
+import eventlog.reader
 from eventlog import KIND_EVENT, Record, encode_records, new_id, stream_linear_events
 from sessions import (
     DamagedLogWarning,
@@ -71,7 +71,7 @@ def test_linear_log_matches_load_events_across_chunk_sizes(
     events = _conversation(60)
     session_id = _session(service, events)
     # Chunks smaller than one line, and lines straddling chunk ends, must not change the answer.
-    monkeypatch.setattr(eventlog.stream, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(eventlog.reader, "CHUNK_BYTES", chunk)
     conversation = service.load_conversation(session_id)
     assert conversation.events == events
     expected = _typed_load_events(service, session_id)

@@ -47,7 +47,7 @@ def _two_clones(tmp_path: Path, *, templates: bool = True) -> tuple[Path, Path, 
     if templates:
         write_sync_templates(a_root)
     sid = new_session(a, "/proj", "one", "two")
-    a.close()  # writes index.json, which the ignore template keeps out of git
+    a.close()  # writes index.jsonl, which the ignore template keeps out of git
     _git(a_root, "init", "-q", "-b", "main")
     _commit_all(a_root, "first")
     subprocess.run(["git", "clone", "-q", str(a_root), str(b_root)], check=True, capture_output=True, timeout=60)
@@ -77,7 +77,7 @@ def test_ignore_template_keeps_machine_local_files_out_of_git(tmp_path: Path) ->
     a_root, _, sid = _two_clones(tmp_path)
     tracked = set(_git(a_root, "ls-files").stdout.split())
     assert tracked == {".gitattributes", ".gitignore", ".stignore", f"sessions/{sid}.jsonl"}
-    assert (a_root / "index.json").exists() and (a_root / "locks").is_dir()
+    assert (a_root / "index.jsonl").exists() and (a_root / "locks").is_dir()
     assert _git(a_root, "status", "--porcelain").stdout == ""
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from eventlog import atomic_write, new_id, read_log
+import eventlog._fs
+import sessions.index
+from eventlog import new_id, read_log
 from sessions import (
     ConversationEvent,
     LocalSessionService,
@@ -228,22 +230,24 @@ def test_refused_write_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_index_deleted_by_another_process_right_after_a_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A reindex (deleting index.json) racing a save must not fail the call that saved.
+    """A reindex (deleting index.jsonl) racing a save must not fail the call that saved.
 
-    The race is narrow (between the rename and the stat after it), so the other
+    The race is narrow (between the write and the close after it), so the other
     process's delete is replayed at exactly that point.
     """
     service = LocalSessionService.open(tmp_path)
     manager = SessionManager.create_new(service, "/p", None)
     manager.persist_events([UserMessage("a:0")])
-    real_write = atomic_write
+    real_write = eventlog._fs.write_all
 
-    def write_then_reindex(path: Path, data: bytes, *, durable: bool = True) -> None:
-        real_write(path, data, durable=durable)
-        path.unlink()
+    def write_then_reindex(fd: int, data: bytes | memoryview) -> None:
+        real_write(fd, data)
+        (tmp_path / "index.jsonl").unlink()
 
-    monkeypatch.setattr("sessions.index.atomic_write", write_then_reindex)
-    assert [s.id for s in service.list_sessions()] == [manager.session_id]
-    monkeypatch.undo()
+    monkeypatch.setattr(sessions.index, "write_all", write_then_reindex)
     service.close()
-    assert (tmp_path / "index.json").exists()
+    monkeypatch.undo()
+    again = LocalSessionService.open(tmp_path)
+    assert [s.id for s in again.list_sessions()] == [manager.session_id]
+    again.close()
+    assert (tmp_path / "index.jsonl").exists()

@@ -259,55 +259,48 @@ def _listing(service: LocalSessionService) -> list[tuple[str, int, str | None, b
 
 
 @st.composite
-def hostile_indexes(draw: st.DrawFn, real: bytes, *, rows: bool) -> bytes:
-    """Index files (rows or summaries) that are garbage, the wrong shape, or valid but lie about the logs."""
-    kind = draw(st.sampled_from(["garbage", "json", "nested", "utf8", "lies", "paths"]))
+def hostile_indexes(draw: st.DrawFn, real: bytes) -> bytes:
+    """Index files that are garbage, the wrong shape, or valid lines that lie about the logs."""
+    kind = draw(st.sampled_from(["garbage", "json", "nested", "utf8", "lies", "paths", "torn"]))
     if kind == "garbage":
         return draw(st.binary(max_size=2000))
     if kind == "json":
-        return draw(_json_wrong_shape)
+        return draw(_json_wrong_shape) + b"\n"
     if kind == "nested":
-        return (b'{"format":2,"places":{"/hostile":' if rows else b'{"format":1,"sessions":') + draw(_nested) + b"}"
+        return b'{"session":' + draw(_nested) + b"}\n"
     if kind == "utf8":
         return real.replace(b"/hostile", b"/\xff\xfe", 1)
-    decoded = msgspec.json.decode(real)
-    entries = decoded["places"]["/hostile"] if rows else decoded["sessions"]  # rows are grouped by directory
+    if kind == "torn":
+        return real[: draw(st.integers(0, len(real)))]
+    rows = [msgspec.json.decode(line) for line in real.splitlines()]
     if kind == "paths":
-        entry = next(iter(entries.values()))
         for bad in ("../../etc/passwd", "/abs", "a/b", "x\x00y", "\uff46" * 8):
-            entries[bad] = entry
-        return msgspec.json.encode(decoded)
-    for entry in entries.values():
-        lie = entry if rows else entry["log"]
-        lie["event_count" if rows else "events"] = draw(st.integers(-5, 10**6))
-        lie["head_id"] = draw(st.text(max_size=40) | st.none())
-        if rows:
-            lie["archived_at"] = draw(st.none() | st.just("2020-01-01T00:00:00Z"))
-        # A stale index: it covers a different number of bytes than the log now holds.
-        size = draw(st.integers(0, 10**6))
-        lie["size"] = size if size != lie["size"] else size + 1
-    return msgspec.json.encode(decoded)
+            rows.append({**rows[0], "session": {**rows[0]["session"], "id": bad}})
+    else:
+        for row in rows:
+            row["session"]["event_count"] = draw(st.integers(-5, 10**6))
+            row["session"]["head_id"] = draw(st.text(max_size=40) | st.none())
+            row["session"]["archived_at"] = draw(st.none() | st.just("2020-01-01T00:00:00Z"))
+            row["log"]["events"] = draw(st.integers(-5, 10**6))
+            # A stale index: it covers a different number of bytes than the log now holds.
+            size = draw(st.integers(0, 10**6))
+            row["log"]["size"] = size if size != row["log"]["size"] else size + 1
+    return b"".join(msgspec.json.encode(row) + b"\n" for row in rows)
 
 
-def fuzz_indexes(examples: int, *, rows: bool) -> None:
-    """Fuzz the rows (``index.json``, the summaries intact) or the summaries (``index-logs.json``, no rows)."""
+def fuzz_indexes(examples: int) -> None:
+    """Fuzz ``index.jsonl``: every answer must still come from the logs, which stay untouched."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         expected = _store(root)
-        hostile, other = root / "index.json", root / "index-logs.json"
-        if not rows:
-            hostile, other = other, hostile
-        real, real_other = hostile.read_bytes(), other.read_bytes()
+        hostile = root / "index.jsonl"
+        real = hostile.read_bytes()
         logs = {p.name: p.read_bytes() for p in (root / "sessions").iterdir()}
 
         @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
-        @given(data=hostile_indexes(real, rows=rows))
+        @given(data=hostile_indexes(real))
         def scenario(data: bytes) -> None:
             hostile.write_bytes(data)
-            if rows:
-                other.write_bytes(real_other)
-            else:
-                other.unlink(missing_ok=True)  # so that the answers come from the summaries
             service = LocalSessionService.open(root)
             assert _listing(service) == expected
             found = service.find_resumable("/hostile", None, 10**9)
@@ -317,22 +310,20 @@ def fuzz_indexes(examples: int, *, rows: bool) -> None:
                 assert stored is not None and (stored.event_count, stored.head_id) == (count, head)
             service.close()
             assert {p.name: p.read_bytes() for p in (root / "sessions").iterdir()} == logs
-            assert sorted(os.listdir(root)) == ["index-logs.json", "index.json", "locks", "sessions"]
+            assert sorted(os.listdir(root)) == ["index.jsonl", "locks", "sessions"]
             TALLY["indexes"] += 1
 
         scenario()
 
 
-@pytest.mark.parametrize("rows", [True, False], ids=["rows", "summaries"])
-def test_hostile_indexes_quick(rows: bool) -> None:
-    fuzz_indexes(100, rows=rows)
+def test_hostile_indexes_quick() -> None:
+    fuzz_indexes(100)
 
 
 @pytest.mark.stress
-@pytest.mark.parametrize("rows", [True, False], ids=["rows", "summaries"])
-def test_hostile_indexes_stress(rows: bool) -> None:
+def test_hostile_indexes_stress() -> None:
     TALLY.clear()
-    fuzz_indexes(int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES", "3000")), rows=rows)
+    fuzz_indexes(int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES", "3000")))
     print(f"\nhostile indexes: {dict(TALLY)}")
 
 
