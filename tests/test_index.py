@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 import eventlog._fs as fs
+import sessions
 import sessions.store
 from eventlog import utcnow
 from sessions import LocalSessionService, SessionManager, Text, UserMessage
@@ -240,3 +241,26 @@ def test_superseded_rows_are_compacted_away(tmp_path: Path, monkeypatch: pytest.
     rows = [msgspec.json.decode(line) for line in index.read_bytes().splitlines()]
     assert len(rows) < 60
     assert LocalSessionService.open(tmp_path).get_metadata(manager.session_id, "n") == "59"
+
+
+def test_a_log_replaced_by_rename_while_held_open_gets_the_next_append(tmp_path: Path) -> None:
+    """A sync tool or git replaces a log (temporary file, rename) while a service holds its descriptor."""
+    service = LocalSessionService.open(tmp_path)
+    manager = SessionManager.create_new(service, "/p", None)
+    conversation: list[UserMessage | Text] = [UserMessage("one")]
+    manager.persist_events(conversation)  # the service now holds the log open
+    path = service.log_path(manager.session_id)
+    replacement = path.with_name(".replacement.tmp")
+    replacement.write_bytes(path.read_bytes())
+    os.replace(replacement, path)
+    conversation.append(Text("two"))
+    manager.persist_events(conversation)
+    fresh = LocalSessionService.open(tmp_path)
+    assert [e.event_type for e in fresh.load_events(manager.session_id)] == ["user_message", "text"]
+    # A replacement that does not continue the head the manager knows is a conflict, not a silent fork.
+    replacement.write_bytes(path.read_bytes().splitlines(keepends=True)[0])
+    os.replace(replacement, path)
+    conversation.append(UserMessage("three"))
+    with pytest.raises(sessions.SessionConflict):
+        manager.persist_events(conversation)
+    assert path.read_bytes().count(b"\n") == 1
