@@ -1,4 +1,4 @@
-"""One cold query in a fresh process: ``python -m benchmarks.cold PEER ROOT OP DIRECTORY``.
+"""One cold query in a fresh process: ``python -m benchmarks.cold PEER ROOT OP DIRECTORY [MAX_AGE_SECS]``.
 
 Prints the seconds from opening the store to the answer, as JSON. Imports are
 not counted (they are the same whichever store is asked); the OS page cache is
@@ -17,12 +17,13 @@ from benchmarks.peers import peer_by_name
 
 
 def main(argv: list[str]) -> None:
-    name, root, op, directory = argv
+    name, root, op, directory, *rest = argv
+    max_age = float(rest[0]) if rest else 3600.0
     peer = peer_by_name(name)
     start = time.perf_counter()
     store = peer.open_store(Path(root))
     answer: object = (
-        store.find_resumable(directory, directory, 3600.0) if op == "find_resumable" else store.list_sessions()
+        store.find_resumable(directory, directory, max_age) if op == "find_resumable" else store.list_sessions()
     )
     elapsed = time.perf_counter() - start
     store.close()

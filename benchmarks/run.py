@@ -1,11 +1,17 @@
 """Measure jsonl-sessions against its peers and the physical floors, in one run.
 
-Usage: ``python benchmarks/run.py [--quick] [--json PATH] [--dir DIR]``.
+Usage: ``python benchmarks/run.py [--quick] [--json PATH] [--dir DIR] [--cache DIR] [--only SECTION ...]``.
+
+Sections, in the order they run: ``startup`` (issue #9: agent start-up in a
+fresh process), ``persist``, ``floor`` (issue #9: one event against the raw
+write floors), ``resume``, ``store`` (issue #5), ``scale`` and ``biglog``
+(issue #9: stores of many sessions, one very large log). ``scale`` and
+``biglog`` build their large stores once under ``--cache`` and reuse them.
 
 Repetitions of the peers are interleaved (the machine is shared and noisy), a
-warm-up precedes them, and medians and p95 are reported with ratios measured in
-the same run. ``--quick`` shrinks every size so the script finishes in seconds;
-its timings are not meant to be judged.
+warm-up precedes them, and medians, quartiles and p95 are reported with ratios
+measured in the same run. ``--quick`` shrinks every size so the script finishes
+in seconds; its timings are not meant to be judged.
 """
 
 from __future__ import annotations
@@ -18,14 +24,12 @@ import itertools
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,57 +37,34 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import msgspec
-from rich.console import Console
 from rich.table import Table
 
+from benchmarks.fixtures import DEFAULT_CACHE
+from benchmarks.harness import (
+    FLOOR,
+    OURS,
+    Report,
+    Result,
+    Target,
+    console,
+    judge,
+    paired,
+    result_of,
+    rounds,
+    scratch,
+    timed,
+)
 from benchmarks.machine import describe_machine
 from benchmarks.peers import Peer, SessionSpec, Store, all_peers
 from benchmarks.peers.base import Persist
+from benchmarks.scale import bench_biglog, bench_scale
+from benchmarks.startup import bench_startup
 from benchmarks.workloads import FULL, QUICK, Sizes, events_for, metadata_blobs, turn
 from eventlog import new_id
 from sessions import ConversationEvent
 
-OURS = "jsonl-sessions"
-FLOOR = "floor"
-console = Console(highlight=False)
-
-
-class Result(msgspec.Struct, kw_only=True):
-    """The timings of one peer on one workload."""
-
-    workload: str
-    params: dict[str, Any]
-    peer: str
-    samples: int = 0
-    median_s: float | None = None
-    p95_s: float | None = None
-    peak_bytes: int | None = None
-    note: str | None = None
-    """Why there is no timing (the peer does not offer this)."""
-
-
-class Target(msgspec.Struct, kw_only=True):
-    name: str
-    value: float | None
-    limit: float
-    kind: str
-    """``max``: value must be at most ``limit``; ``min``: at least."""
-    met: bool | None
-
-
-class Report(msgspec.Struct, kw_only=True):
-    machine: dict[str, Any]
-    quick: bool
-    sizes: dict[str, Any]
-    peers: dict[str, str]
-    results: list[Result]
-    targets: list[Target]
-
-
-def _summary(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return statistics.median(ordered), p95
+SECTIONS = ("startup", "persist", "floor", "resume", "store", "scale", "biglog")
+"""Every section, in the order a run takes them."""
 
 
 def _untimed(calls: Mapping[str, Callable[[], object]]) -> dict[str, Callable[[], Callable[[], object]]]:
@@ -106,35 +87,16 @@ def _interleaved(
 
     ``calls`` maps a peer to a function returning the call to time (set-up is not timed).
     """
-    names = list(calls)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for rep in range(warmup + reps):
-        shift = rep % len(names)
-        for name in names[shift:] + names[:shift]:
-            call = calls[name]()
-            start = time.perf_counter()
-            call()
-            elapsed = time.perf_counter() - start
-            if rep >= warmup:
-                samples[name].append(elapsed)
-    return samples
+    return rounds({name: functools.partial(_time_prepared, prepare) for name, prepare in calls.items()}, reps, warmup)
+
+
+def _time_prepared(prepare: Callable[[], Callable[[], object]]) -> float:
+    return timed(prepare())
 
 
 def _record(results: list[Result], workload: str, params: dict[str, Any], samples: dict[str, list[float]]) -> None:
     for peer, values in samples.items():
-        median, p95 = _summary(values)
-        results.append(
-            Result(workload=workload, params=params, peer=peer, samples=len(values), median_s=median, p95_s=p95)
-        )
-
-
-@contextmanager
-def _scratch(base: Path, name: str) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+        results.append(result_of(workload, params, peer, values))
 
 
 def bench_persist(peers: list[Peer], sizes: Sizes, base: Path, results: list[Result]) -> None:
@@ -142,7 +104,7 @@ def bench_persist(peers: list[Peer], sizes: Sizes, base: Path, results: list[Res
         for events in (1, 10):
             params = {"events": events, "durability": durability}
             console.print(f"persist {params}")
-            with _scratch(base, "persist") as root:
+            with scratch(base, "persist") as root:
                 persisters = {}
                 for peer in peers:
                     (root / peer.name).mkdir()
@@ -155,6 +117,31 @@ def bench_persist(peers: list[Peer], sizes: Sizes, base: Path, results: list[Res
                 calls = {name: functools.partial(_next_turn, p, turns) for name, p in persisters.items()}
                 samples = _interleaved(calls, sizes.persist_reps, warmup=3)
             _record(results, "persist", params, samples)
+
+
+def bench_floor(peers: list[Peer], sizes: Sizes, base: Path, results: list[Result], targets: list[Target]) -> None:
+    """Issue #9: one event persisted through the manager against the raw write (and write+fsync) of the same bytes."""
+    by_name = {peer.name: peer for peer in peers}
+    for durability, limit, floor in (("flush", 3.0, "raw write"), ("fsync", 1.2, "raw write+fsync")):
+        params = {"events": 1, "durability": durability}
+        console.print(f"persist against the floor {params}")
+        with scratch(base, "floor") as root:
+            persisters = {}
+            for name in (OURS, FLOOR):
+                (root / name).mkdir()
+                persisters[name] = by_name[name].persister(root / name, durability)
+            rng = random.Random(1)
+            turns = itertools.cycle([turn(rng, 1) for _ in range(4)])
+            calls = {name: functools.partial(_next_turn, p, turns) for name, p in persisters.items()}
+            samples = _interleaved(calls, sizes.floor_reps, warmup=10)
+        _record(results, "persist-floor", params, samples)
+        targets.append(
+            judge(
+                f"persist 1 event, {durability}: ours / {floor} floor",
+                paired(samples[OURS], samples[FLOOR]),
+                limit,
+            )
+        )
 
 
 def _peak(call: Callable[[], object]) -> tuple[int, int]:
@@ -175,7 +162,7 @@ def bench_resume(peers: list[Peer], sizes: Sizes, base: Path, results: list[Resu
         params = {"events": count}
         console.print(f"resume {params}")
         events = events_for(count)
-        with _scratch(base, "resume") as root:
+        with scratch(base, "resume") as root:
             resumers = {}
             for peer in resume_peers:
                 (root / peer.name).mkdir()
@@ -239,7 +226,7 @@ def bench_store(peers: list[Peer], sizes: Sizes, base: Path, results: list[Resul
         console.print(f"store of {count} sessions: populating")
         specs = _specs(count, sizes)
         target = specs[-2].directory
-        with _scratch(base, "store") as root:
+        with scratch(base, "store") as root:
             stores = {}
             for peer in store_peers:
                 (root / peer.name).mkdir()
@@ -362,6 +349,25 @@ def _fmt_time(seconds: float | None) -> str:
     return f"{seconds:.2f} s"
 
 
+def _fmt_span(low: float | None, high: float | None) -> str:
+    """``low-high`` seconds, in one unit where both ends have the same."""
+    if low is None or high is None:
+        return ""
+    units = [(1e6, "µs", 0) if x < 1e-3 else (1e3, "ms", 2) if x < 1 else (1.0, "s", 2) for x in (low, high)]
+    (scale, unit, digits), (high_scale, high_unit, high_digits) = units
+    if unit == high_unit:
+        return f"{low * scale:.{digits}f}-{high * scale:.{digits}f} {unit}"
+    return f"{low * scale:.{digits}f} {unit}-{high * high_scale:.{high_digits}f} {high_unit}"
+
+
+def _fmt_value(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _fmt_values(low: float | None, high: float | None) -> str:
+    return "" if low is None or high is None else f"{low:.3f}-{high:.3f}"
+
+
 def print_report(report: Report) -> None:
     groups: dict[tuple[str, str], list[Result]] = {}
     for r in report.results:
@@ -370,7 +376,7 @@ def print_report(report: Report) -> None:
     for (workload, params), rows in groups.items():
         ours = next((r.median_s for r in rows if r.peer == OURS), None)
         table = Table(title=f"{workload} {params}", title_justify="left")
-        for column in ("peer", "median", "p95", "ours / peer", "peak MiB"):
+        for column in ("peer", "median", "q1-q3", "min-max", "p95", "ours / peer", "peak MiB"):
             table.add_column(column, justify="left" if column == "peer" else "right")
         notes = [f"{r.peer}: {r.note}" for r in rows if r.note is not None]
         if notes:
@@ -378,21 +384,32 @@ def print_report(report: Report) -> None:
             table.caption_justify = "left"
         for r in rows:
             ratio = _ratio(ours, r.median_s)
+            peak = f"{r.peak_bytes / 2**20:.1f}" if r.peak_bytes is not None else ""
+            if r.peak_max_bytes is not None:
+                peak += f" (max {r.peak_max_bytes / 2**20:.1f})"
             table.add_row(
                 r.peer,
                 _fmt_time(r.median_s),
+                _fmt_span(r.q1_s, r.q3_s),
+                _fmt_span(r.min_s, r.max_s),
                 _fmt_time(r.p95_s),
                 f"{ratio:.3f}" if ratio is not None else "",
-                f"{r.peak_bytes / 2**20:.1f}" if r.peak_bytes is not None else "",
+                peak,
             )
         console.print(table)
     table = Table(title="targets", title_justify="left")
-    for column in ("target", "value", "limit", "met"):
+    for column in ("target", "value", "q1-q3", "min-max", "limit", "met"):
         table.add_column(column)
     for t in report.targets:
-        value = f"{t.value:.3f}" if t.value is not None else "n/a"
         met = "n/a" if t.met is None else ("yes" if t.met else "NO")
-        table.add_row(t.name, value, f"{'≤' if t.kind == 'max' else '≥'} {t.limit}", met)
+        table.add_row(
+            t.name,
+            _fmt_value(t.value),
+            _fmt_values(t.q1, t.q3),
+            _fmt_values(t.low, t.high),
+            f"{'≤' if t.kind == 'max' else '≥'} {t.limit}",
+            met,
+        )
     console.print(table)
 
 
@@ -402,7 +419,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory (default: the system temp dir)")
     parser.add_argument(
-        "--only", choices=["persist", "resume", "store"], action="append", help="run only these workload groups"
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where the large stores of `scale` and `biglog` are built once and kept (default: {DEFAULT_CACHE})",
+    )
+    parser.add_argument(
+        "--only", choices=SECTIONS, action="append", help="run only these sections (repeatable; default: all)"
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -412,26 +435,40 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in machine.items():
         console.print(f"  {key}: {value}")
     results: list[Result] = []
-    only = set(args.only or ["persist", "resume", "store"])
+    issue9: list[Target] = []
+    info: dict[str, Any] = {}
+    only = set(args.only or SECTIONS)
     base = Path(tempfile.mkdtemp(prefix="jsonl-sessions-bench-", dir=args.dir))
     started = time.perf_counter()
     try:
+        if "startup" in only:
+            bench_startup(sizes, base, results, issue9)
         if "persist" in only:
             bench_persist(peers, sizes, base, results)
+        if "floor" in only:
+            bench_floor(peers, sizes, base, results, issue9)
         if "resume" in only:
             bench_resume(peers, sizes, base, results)
         if "store" in only:
             bench_store(peers, sizes, base, results)
+        if "scale" in only:
+            info["scale"] = bench_scale(sizes, base, args.cache, results, issue9)
+        if "biglog" in only:
+            info["biglog"] = bench_biglog(sizes, base, args.cache, results, issue9)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     machine["elapsed_s"] = round(time.perf_counter() - started, 1)
+    issue5 = targets(results, sizes) if only & {"persist", "resume", "store"} else []
+    if not only >= {"persist", "resume", "store"}:
+        issue5 = [t for t in issue5 if t.value is not None]  # those of the sections not run
     report = Report(
         machine=machine,
         quick=args.quick,
         sizes=dataclasses.asdict(sizes),
         peers={p.name: p.description for p in peers},
         results=results,
-        targets=targets(results, sizes),
+        targets=issue9 + issue5,
+        info=info,
     )
     print_report(report)
     if args.json is not None:

@@ -128,6 +128,21 @@ class Sizes:
     """Events in each session of the store-wide workloads (find, list, verify)."""
     directories: int = 100
     """Distinct project directories the stored sessions are spread over."""
+    startup_events: tuple[int, ...] = (1_000, 10_000, 100_000)
+    """Events in the session an agent starts up on (issue #9: load, then one turn, in a fresh process)."""
+    startup_reps: int = 11
+    biglog_bytes: int = 1 << 30
+    """Size of the one-log store (issue #9: the first append, get_session, set_metadata on it)."""
+    biglog_reps: int = 5
+    scale_sessions: tuple[int, int] = (100, 100_000)
+    """The small and the large store of issue #9's size-independence targets (archive, set_metadata, create)."""
+    scale_find_sessions: int = 10_000
+    """Sessions in the store of issue #9's cold find_resumable target."""
+    scale_reps: int = 7
+    floor_reps: int = 200
+    """Rounds of issue #9's one-event persist against the raw write floors."""
+    fresh_warmup: int = 1
+    """Untimed rounds of fresh processes before the timed ones (issue #9's sections)."""
 
 
 FULL: Final = Sizes()
@@ -140,6 +155,15 @@ QUICK: Final = Sizes(
     store_reps=3,
     cold_reps=2,
     directories=10,
+    startup_events=(200, 1_000),
+    startup_reps=2,
+    biglog_bytes=20 << 20,
+    biglog_reps=2,
+    scale_sessions=(20, 1_000),
+    scale_find_sessions=200,
+    scale_reps=2,
+    floor_reps=20,
+    fresh_warmup=0,
 )
 
 
