@@ -371,7 +371,7 @@ def _build_many(tmp: Path, count: int, directories: int) -> dict[str, object]:
 
 
 def copy_store(source: Path, target: Path) -> None:
-    """Copy a cached store (or SQLite folder) to ``target``, times kept, without any index file.
+    """Copy a cached store (or SQLite folder) to ``target``, times kept, without any index or lock file.
 
     Index files are caches of one version of the library: the copy's own
     version rebuilds them (:func:`build_index`).
@@ -381,8 +381,12 @@ def copy_store(source: Path, target: Path) -> None:
     else:
         shutil.copytree(source, target)
     for name in os.listdir(target):
-        if name.startswith("index") and name.endswith(".json"):
-            os.unlink(target / name)
+        if name.startswith("index") or name == "locks":  # index.json, index-logs.json, index.jsonl, ...
+            path = target / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def build_index(root: Path) -> float:

@@ -33,11 +33,10 @@ class _OursStore:
         return bad
 
     def reindex(self) -> None:
-        # The index is a disposable cache: deleting it (rows and summaries) and listing rebuilds it from the logs.
-        for name in ("index.json", "index-logs.json"):
-            (self.root / name).unlink(missing_ok=True)
+        # The index is a disposable cache: dropping it (whatever files it is made of) and listing rebuilds it.
         self.service.close()
         self.service = LocalSessionService.open(self.root)
+        self.service.drop_index()
         self.service.list_sessions(include_archived=True)
         self.service.close()
 
