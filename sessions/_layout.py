@@ -42,8 +42,9 @@ class Scan:
     """The folder's (inode, ctime) when scanned."""
     trusted: bool
     """False if taken within :data:`RACY_NS` of the folder's last change: look again next time."""
-    logs: frozenset[str]
-    """Ids of the sessions whose log is a regular file."""
+    logs: frozenset[str] | None
+    """Ids of the sessions whose log is a regular file; None when taken from the index's saved listing,
+    which promises only that every log has a row (rows of deleted logs may remain)."""
     copies: dict[str, list[Path]] = field(default_factory=dict)
     """Sync conflict copies by the session id they belong to, each list sorted by name."""
     unsafe: list[Path] = field(default_factory=list)
@@ -80,17 +81,11 @@ class Layout:
 
     def scan(self) -> Scan:
         """The logs and conflict copies in ``sessions/``, listed again only when the folder changed."""
-        st = os.stat(self._folder)
-        stamp = (st.st_ino, st.st_ctime_ns)
-        with self._mutex:
-            cached = self._scan
-            # An untrusted scan is still reused for a moment: at 100,000 sessions a scan costs ~50 ms.
-            if (
-                cached is not None
-                and cached.stamp == stamp
-                and (cached.trusted or time.time_ns() - cached.taken_ns < 100_000_000)
-            ):
-                return cached
+        stamp = self.stamp()
+        # An untrusted scan is still reused for a moment: at 100,000 sessions a scan costs ~50 ms.
+        cached = self.cached(stamp)
+        if cached is not None and cached.logs is not None:
+            return cached
         scan = self._take(stamp)
         with self._mutex:
             self._scan = scan
@@ -106,7 +101,7 @@ class Layout:
             cached = self._scan
             if cached is None or before is None or cached.stamp != before or not cached.trusted:
                 return
-            logs = cached.logs | {session_id}
+            logs = None if cached.logs is None else cached.logs | {session_id}
             self._scan = Scan((st.st_ino, st.st_ctime_ns), True, logs, cached.copies, cached.unsafe, time.time_ns())
 
     def stamp(self) -> tuple[int, int]:
@@ -134,6 +129,15 @@ class Layout:
         now = time.time_ns()
         return Scan(stamp, now - stamp[1] > RACY_NS, frozenset(logs), copies, unsafe, now)
 
-    def copies_of(self, session_id: str) -> list[Path]:
-        """The conflict copies beside one session's log."""
-        return list(self.scan().copies.get(session_id, ()))
+    def adopt(self, scan: Scan) -> None:
+        """Take a scan known by other means (the index's saved listing) as the cached one."""
+        with self._mutex:
+            self._scan = scan
+
+    def cached(self, stamp: tuple[int, int]) -> Scan | None:
+        """The cached scan if it is of the folder as it is now."""
+        with self._mutex:
+            scan = self._scan
+        if scan is not None and scan.stamp == stamp and (scan.trusted or time.time_ns() - scan.taken_ns < 100_000_000):
+            return scan
+        return None

@@ -202,7 +202,7 @@ def merge_session_copies(
     :raises UnsafeStorePath: if the log or a copy is a symlink or not a regular file.
     """
     log_path = service.log_path(session_id)
-    copies = service.layout.copies_of(session_id)
+    copies = service.copies_of(session_id)
     if not copies:
         return None
     try:

@@ -1,45 +1,52 @@
-"""The index: a disposable cache of each session's summary, in one append-only file.
+"""The index: a disposable cache of each session's summary, in one file.
 
-``ROOT/index.jsonl`` holds one line per saved summary: the session as
-``list_sessions`` returns it, and the :class:`~eventlog.LogState` of its log,
-which records the log bytes it covers (inode, size, ctime, last bytes). The
-newest line of a session wins. A summary is *current* when its log still has
-that stamp; one whose log grew is extended by folding only the new bytes, as
-ZODB's ``FileStorage`` index is: nothing is ever read twice.
+``ROOT/index.jsonl`` is JSON lines in two parts. The *base* (written by
+compaction) is a header line and then one row per session, sorted by session
+id, so a new process finds one session's row by binary search, reading a few
+pages whatever the number of sessions. The *tail* after it holds rows appended
+since, newest last; the newest row of a session wins. A row is the session as
+``list_sessions`` returns it and the :class:`~eventlog.LogState` of its log,
+which records the log bytes it covers (inode, size, ctime, last bytes): a row
+is *current* while its log has that stamp, and one whose log grew is extended
+by folding only the new bytes, as ZODB's ``FileStorage`` index is.
 
-Saving a summary appends one line (no lock, no sync: it is a cache, and a torn
-line is skipped); nothing rewrites the file except compaction, which runs when
-superseded lines outnumber the live ones, so its cost is shared by the appends
-that made it necessary. The index may be stale, damaged or deleted at any
-time: every answer still comes from the logs. A file of another format (an
-older release's ``index.json``) is deleted and rebuilt, never read.
+Saving rows appends lines (no lock, no sync: it is a cache, and a torn line is
+skipped). Compaction rewrites the file, sorted, once the tail outgrows a
+sixteenth of the base (at least 1 MiB), so its cost is shared by the appends
+that made it necessary. The index may be stale, damaged or deleted at any time:
+every answer still comes from the logs. A file of an older release
+(``index.json``, ``index-logs.json``) is deleted, never read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import re
 import threading
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
 from eventlog import LogState, UnsafeLogPath, atomic_write
 from eventlog._fs import write_all
 from eventlog._lock import FileLock
-from eventlog.reader import open_regular, read_fd
+from eventlog.reader import open_regular
 from sessions.errors import DamagedLogWarning, SessionBusy
 from sessions.models import StoredSession
 
-__all__ = ["Row", "SessionIndex"]
+__all__ = ["Brief", "Listing", "Row", "SessionIndex"]
 
+INDEX_FORMAT: Final = 2
 OLD_FILES: Final = ("index.json", "index-logs.json")
-"""What releases before the append-only index kept; deleted on sight."""
-_COMPACT_MIN_LINES: Final = 1024
+"""What releases before this index kept; deleted on sight."""
+_TAIL_MIN: Final = 1 << 20
+_RACY_NS: Final = 2_000_000_000
+_ROW_START: Final = b'{"session":{"id":"'
 
 
 class Row(msgspec.Struct, kw_only=True):
@@ -75,42 +82,103 @@ class Brief(msgspec.Struct):
         ) and log.seen_ns - log.ctime_ns >= _RACY_NS
 
 
-_RACY_NS: Final = 2_000_000_000
-_ROW_ID: Final = re.compile(rb'^\{"session":\{"id":"([^"\\]*)"', re.MULTILINE)
+class Listing(msgspec.Struct, kw_only=True):
+    """A trusted listing of ``sessions/``: while the folder keeps this (inode, ctime), every log there has a row."""
+
+    ino: int
+    ctime_ns: int
+    copies: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """Sync conflict copies by session id, as names in ``sessions/``."""
+
+
+class _Header(msgspec.Struct, kw_only=True):
+    index: int
+    base: str
+    """The byte length of the sorted part, header included, as 16 digits (fixed width: written before it is known)."""
+
+
+class _Line(msgspec.Struct, kw_only=True):
+    """Any line of the file, as listing decodes it."""
+
+    session: StoredSession | None = None
+    log: _Stamp | None = None
+    listing: Listing | None = None
+
+
+class _ListingLine(msgspec.Struct):
+    listing: Listing
+
+
+class _FullLine(msgspec.Struct, kw_only=True):
+    """Any line of the file, decoded whole (compaction)."""
+
+    session: StoredSession | None = None
+    log: LogState | None = None
+
+
 _encoder: Final = msgspec.json.Encoder()
 _row_decoder: Final = msgspec.json.Decoder(Row)
-_brief_decoder: Final = msgspec.json.Decoder(Brief)
+_line_decoder: Final = msgspec.json.Decoder(_Line)
+_header_decoder: Final = msgspec.json.Decoder(_Header)
+_listing_decoder: Final = msgspec.json.Decoder(_ListingLine)
+_full_decoder: Final = msgspec.json.Decoder(_FullLine)
+_ROW_ID: Final = re.compile(rb'^\{"session":\{"id":"([^"\\]*)"', re.MULTILINE)
+_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+
+
+class _View:
+    """The file mapped read-only, with where its sorted part ends."""
+
+    def __init__(self, fd: int, st: os.stat_result) -> None:
+        self.ino, self.size = st.st_ino, st.st_size
+        self.listing: Listing | bool | None = False
+        """The newest listing line, None if there is none; False until looked for."""
+        self.map = mmap.mmap(fd, st.st_size, prot=mmap.PROT_READ) if st.st_size else None
+        self.base_start = self.base_end = 0
+        if self.map is not None and self.map[: len(b'{"index":')] == b'{"index":':
+            end = self.map.find(b"\n")
+            with contextlib.suppress(*_DECODE_ERRORS, ValueError):
+                header = _header_decoder.decode(self.map[:end])
+                if header.index == INDEX_FORMAT and end < int(header.base) <= st.st_size:
+                    self.base_start, self.base_end = end + 1, int(header.base)
+
+    @property
+    def data(self) -> mmap.mmap | bytes:
+        return self.map if self.map is not None else b""
+
+    def lines(self) -> memoryview:
+        """The complete lines (a torn last line left out), without copying them."""
+        data = self.data
+        return memoryview(data)[: data.rfind(b"\n") + 1]
+
+    def close(self) -> None:
+        if self.map is not None:
+            with contextlib.suppress(BufferError):
+                self.map.close()
 
 
 class SessionIndex:
-    """The index file of one store, as this process has read it.
+    """The index file of one store, as this process sees it.
 
     The store asks it for rows and hands it new ones; everything about the
-    file (reading forward, saving, compaction, old formats) stays in here.
+    file (reading, saving, compaction, old formats) stays in here.
     """
 
     def __init__(self, path: Path, lock_path: Path) -> None:
         self.path = path
         self._lock = FileLock(lock_path, 0.0, lambda: SessionBusy(f"{lock_path} is held"))
         self._mutex = threading.RLock()
-        self._buf = bytearray()
-        """The file's complete lines as read so far."""
-        self._ino = 0
-        self._briefs: dict[str, Brief] = {}
-        self._briefs_upto = 0
-        self._lines = 0
+        self._view: _View | None = None
         self._pending: dict[str, Row] = {}
         """Rows to save at the next :meth:`flush`."""
+        self._listing: Listing | None = None
         self._cleaned = False
         self._warned = False
-        self._next_compact_check = _COMPACT_MIN_LINES
-        self._ids: set[str] = set()
-        self._ids_upto = 0
 
     # -- reading -------------------------------------------------------------------
 
-    def _catch_up(self) -> None:
-        """Read what was appended since the last look; read it all again if the file was replaced."""
+    def _look(self) -> _View | None:
+        """The file as it is now (mapped again only if it changed)."""
         if not self._cleaned:
             self._cleaned = True
             for name in OLD_FILES:
@@ -119,77 +187,92 @@ class SessionIndex:
         try:
             fd = open_regular(self.path)
         except FileNotFoundError:
-            self._reset(0)
-            return
+            self._drop_view()
+            return None
         except UnsafeLogPath as exc:
-            self._reset(0)
+            self._drop_view()
             if not self._warned:
                 self._warned = True
                 warnings.warn(f"{exc}; the index is not used, the logs answer", DamagedLogWarning, stacklevel=4)
-            return
+            return None
         except OSError:
-            return  # unreadable: answer from the logs
+            return None  # unreadable: the logs answer
         try:
             st = os.fstat(fd)
-            if st.st_ino != self._ino or st.st_size < len(self._buf):
-                self._reset(st.st_ino)
-            if st.st_size > len(self._buf):
-                more = read_fd(fd, len(self._buf), st.st_size)
-                end = more.rfind(b"\n") + 1
-                self._buf += more[:end]
-                self._lines += more.count(b"\n", 0, end)
+            view = self._view
+            if view is None or (view.ino, view.size) != (st.st_ino, st.st_size):
+                self._drop_view()
+                view = self._view = _View(fd, st)
+            return view
         finally:
             os.close(fd)
 
-    def _reset(self, ino: int) -> None:
-        self._buf = bytearray()
-        self._ino = ino
-        self._briefs = {}
-        self._briefs_upto = 0
-        self._lines = 0
-        self._ids = set()
-        self._ids_upto = 0
+    def _drop_view(self) -> None:
+        if self._view is not None:
+            self._view.close()
+            self._view = None
 
     def row(self, session_id: str) -> Row | None:
-        """The newest saved row of one session, or None."""
+        """The newest row of one session, or None: the tail searched from its end, then the sorted part."""
         with self._mutex:
             pending = self._pending.get(session_id)
             if pending is not None:
                 return pending
-            self._catch_up()
-            return self._last_row(session_id)
+            view = self._look()
+            if view is None:
+                return None
+            needle = _ROW_START + session_id.encode() + b'"'
+            data = view.data
+            end = view.size
+            while (at := data.rfind(needle, max(view.base_end, 0), end)) >= 0:
+                if at == 0 or data[at - 1 : at] == b"\n":
+                    row = _decode_row(data, at)
+                    if row is not None:
+                        return row
+                end = at
+            return self._search_base(view, session_id)
 
-    def _last_row(self, session_id: str) -> Row | None:
-        needle = b'{"session":{"id":' + _encoder.encode(session_id)
-        end = len(self._buf)
-        while (at := self._buf.rfind(needle, 0, end)) >= 0:
-            stop = self._buf.find(b"\n", at)
-            try:
-                return _row_decoder.decode(self._buf[at:stop])
-            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-                end = at  # a damaged line: an older one may do
+    def _search_base(self, view: _View, session_id: str) -> Row | None:
+        data, key = view.data, session_id.encode()
+        lo, hi = view.base_start, view.base_end
+        while lo < hi:
+            mid = (lo + hi) // 2
+            start = data.rfind(b"\n", lo, mid) + 1 if mid > lo else lo
+            start = max(start, lo)
+            stop = data.find(b"\n", start, hi)
+            if stop < 0:
+                stop = hi
+            id_start = start + len(_ROW_START)
+            found = bytes(data[id_start : data.find(b'"', id_start, stop)])
+            if found == key and data[start:id_start] == _ROW_START:
+                return _decode_row(data, start)
+            if found < key:
+                lo = stop + 1
+            else:
+                hi = start
         return None
 
     def rows_near(self, directory: str | None, git_root: str | None) -> dict[str, Row]:
         """The newest rows of the sessions in ``directory`` or under ``git_root``, without decoding the others."""
         with self._mutex:
-            self._catch_up()
-            ids: set[str] = set()
-            for field, value in (("directory", directory), ("git_root", git_root)):
-                if value is None:
-                    continue
-                needle = b'"' + field.encode() + b'":' + _encoder.encode(value)
-                at = self._buf.find(needle)
-                while at >= 0:
-                    start = self._buf.rfind(b"\n", 0, at) + 1
-                    head = bytes(self._buf[start : start + 60])
-                    if head.startswith(b'{"session":{"id":"'):
-                        ids.add(head[18 : head.find(b'"', 18)].decode(errors="replace"))
-                    at = self._buf.find(needle, at + len(needle))
-            ids.update(sid for sid, row in self._pending.items() if _placed(row.session, directory, git_root))
+            view = self._look()
+            ids: set[str] = {sid for sid, row in self._pending.items() if _placed(row.session, directory, git_root)}
+            if view is not None:
+                data = view.data
+                for field, value in (("directory", directory), ("git_root", git_root)):
+                    if value is None:
+                        continue
+                    needle = b'"' + field.encode() + b'":' + _encoder.encode(value)
+                    at = data.find(needle)
+                    while at >= 0:
+                        start = data.rfind(b"\n", 0, at) + 1
+                        if data[start : start + len(_ROW_START)] == _ROW_START:
+                            stop = data.find(b'"', start + len(_ROW_START))
+                            ids.add(bytes(data[start + len(_ROW_START) : stop]).decode(errors="replace"))
+                        at = data.find(needle, at + len(needle))
             rows = {}
             for session_id in ids:
-                row = self._pending.get(session_id) or self._last_row(session_id)
+                row = self.row(session_id)
                 if row is not None and _placed(row.session, directory, git_root):
                     rows[session_id] = row
             return rows
@@ -197,18 +280,48 @@ class SessionIndex:
     def briefs(self) -> dict[str, Brief]:
         """Every session's newest row, as listing needs it."""
         with self._mutex:
-            self._catch_up()
-            if self._briefs_upto < len(self._buf):
-                chunk = bytes(self._buf[self._briefs_upto :])
-                self._briefs.update(_decode_briefs(chunk))
-                self._briefs_upto = len(self._buf)
-            briefs = dict(self._briefs)
+            view = self._look()
+            briefs: dict[str, Brief] = {}
+            if view is not None:
+                lines = view.lines()
+                try:
+                    for line in _decode_lines(lines, _line_decoder):
+                        if line.session is not None and line.log is not None:
+                            briefs[line.session.id] = Brief(line.session, line.log)
+                finally:
+                    lines.release()
             for session_id, row in self._pending.items():
                 log = row.log
                 briefs[session_id] = Brief(
                     row.session, _Stamp(log.size, log.ino, log.ctime_ns, log.seen_ns, log.torn_bytes)
                 )
             return briefs
+
+    def ids(self) -> set[str]:
+        """The ids of every session with a row (saved or pending), without decoding the rows."""
+        with self._mutex:
+            view = self._look()
+            found = {m.decode(errors="replace") for m in _ROW_ID.findall(view.data)} if view is not None else set()
+            return found | set(self._pending)
+
+    def listing(self) -> Listing | None:
+        """The newest trusted listing of ``sessions/`` saved, or None."""
+        with self._mutex:
+            if self._listing is not None:
+                return self._listing
+            view = self._look()
+            if view is None:
+                return None
+            if view.listing is False:
+                view.listing = None
+                data, end = view.data, view.size
+                while (at := data.rfind(b'{"listing":', 0, end)) >= 0:
+                    stop = data.find(b"\n", at)
+                    with contextlib.suppress(*_DECODE_ERRORS):
+                        view.listing = _listing_decoder.decode(data[at : stop if stop >= 0 else view.size]).listing
+                        break
+                    end = at
+            return view.listing if isinstance(view.listing, Listing) else None
 
     # -- writing -------------------------------------------------------------------
 
@@ -218,10 +331,11 @@ class SessionIndex:
         with self._mutex:
             self._pending[row.session.id] = Row(session=row.session, log=log)
 
-    def saved_size(self, session_id: str) -> int:
-        """How many log bytes the last row saved or pending covers (0 if none)."""
-        row = self.row(session_id)
-        return row.log.size if row is not None else 0
+    def note_listing(self, listing: Listing) -> None:
+        """Save a trusted listing in which every log had a row (see :class:`Listing`)."""
+        with self._mutex:
+            self._listing = listing
+            self._append(_encoder.encode(_ListingLine(listing)) + b"\n")
 
     def flush(self) -> None:
         """Append the rows put since the last flush, in one write. A store that refuses writes keeps none."""
@@ -230,78 +344,101 @@ class SessionIndex:
                 return
             data = b"".join(_encoder.encode(row) + b"\n" for row in self._pending.values())
             self._pending.clear()
-            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
+            size = self._append(data)
+            view = self._view
+            if size and view is not None and size - view.base_end > max(_TAIL_MIN, view.base_end // 16):
+                self.compact()
+
+    def _append(self, data: bytes) -> int:
+        """Append lines; the file's size after, or 0 if the store refused."""
+        try:
+            fd = open_regular(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        except (OSError, ValueError):
+            return 0  # a read-only store, or something hostile at the path: the logs still answer
+        try:
+            # A line cut short (a full disk, a crash) must not swallow the first row after it.
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            write_all(fd, data)
+            return size + len(data)
+        except OSError:
+            return 0
+        finally:
+            os.close(fd)
+
+    def compact(self, rows: Iterable[Row] | None = None) -> None:
+        """Rewrite the file sorted, one row per session (``rows``, or the newest of each row saved)."""
+        with self._mutex, contextlib.suppress(OSError, SessionBusy), self._lock.held():
+            if rows is None:
+                rows = self._newest_rows()
+            body = b"".join(_encoder.encode(row) + b"\n" for row in sorted(rows, key=lambda r: r.session.id))
+            header_size = len(_encoder.encode(_Header(index=INDEX_FORMAT, base="0" * 16))) + 1
+            header = _encoder.encode(_Header(index=INDEX_FORMAT, base=f"{header_size + len(body):016d}")) + b"\n"
+            listing = b""
+            if self._listing is not None:
+                listing = _encoder.encode(_ListingLine(self._listing)) + b"\n"
+            self._drop_view()
+            atomic_write(self.path, header + body + listing, durable=False)
+
+    def _newest_rows(self) -> list[Row]:
+        """Every session's newest row, in one pass over the file."""
+        newest: dict[str, Row] = {}
+        view = self._look()
+        if view is not None:
+            lines = view.lines()
             try:
-                fd = open_regular(self.path, flags)
-            except (OSError, ValueError):
-                return  # a read-only store, or something hostile at the path: the logs still answer
-            try:
-                # A line cut short (a full disk, a crash) must not swallow the first row after it.
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    data = b"\n" + data
-                write_all(fd, data)
-            except OSError:
-                return
+                data = bytes(lines)  # decoded fact values keep a reference to their buffer: not the map
             finally:
-                os.close(fd)
-            self._maybe_compact()
-
-    def ids(self) -> set[str]:
-        """The ids of every session with a row (saved or pending), without decoding the rows."""
-        with self._mutex:
-            self._catch_up()
-            if self._ids_upto < len(self._buf):
-                chunk = bytes(self._buf[self._ids_upto :])
-                self._ids.update(m.decode(errors="replace") for m in _ROW_ID.findall(chunk))
-                self._ids_upto = len(self._buf)
-            return self._ids | set(self._pending)
-
-    def _maybe_compact(self) -> None:
-        """Rewrite the file with one line per session once superseded lines outnumber live ones.
-
-        Checked again only after the file doubled, so the check costs no more than the appends did.
-        """
-        if self._lines < self._next_compact_check:
-            return
-        self._next_compact_check = 2 * self._lines
-        briefs = self.briefs()
-        if self._lines < 2 * len(briefs):
-            return
-        rows = [row for sid in briefs if (row := self._last_row(sid)) is not None]
-        data = b"".join(_encoder.encode(row) + b"\n" for row in rows)
-        with contextlib.suppress(OSError, SessionBusy), self._lock.held():
-            atomic_write(self.path, data, durable=False)
-            self._reset(0)
-            self._next_compact_check = _COMPACT_MIN_LINES
+                lines.release()
+            for line in _decode_lines(memoryview(data), _full_decoder):
+                if line.session is not None and line.log is not None:
+                    newest[line.session.id] = Row(session=line.session, log=line.log)
+        newest.update(self._pending)
+        return list(newest.values())
 
     def clear(self) -> None:
         """Delete the file and forget every row (the next reads rebuild it from the logs)."""
         with self._mutex:
             self._pending.clear()
+            self._listing = None
+            self._drop_view()
             for path in (self.path, *(self.path.parent / name for name in OLD_FILES)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-            self._reset(0)
 
     def close(self) -> None:
         self.flush()
+        with self._mutex:
+            self._drop_view()
         self._lock.close()
+
+
+def _decode_row(data: mmap.mmap | bytes, at: int) -> Row | None:
+    stop = data.find(b"\n", at)
+    try:
+        return _row_decoder.decode(data[at : stop if stop >= 0 else len(data)])
+    except _DECODE_ERRORS:
+        return None
+
+
+_L = TypeVar("_L")
+
+
+def _decode_lines(data: memoryview, decoder: msgspec.json.Decoder[_L]) -> list[_L]:
+    """Decode every line; a damaged one is skipped, not the file."""
+    try:
+        return decoder.decode_lines(data)
+    except _DECODE_ERRORS:
+        lines = []
+        for line in bytes(data).split(b"\n"):
+            with contextlib.suppress(*_DECODE_ERRORS):
+                if line.strip():
+                    lines.append(decoder.decode(line))
+        return lines
 
 
 def _placed(session: StoredSession, directory: str | None, git_root: str | None) -> bool:
     return (directory is not None and session.directory == directory) or (
         git_root is not None and session.git_root == git_root
     )
-
-
-def _decode_briefs(chunk: bytes) -> Iterable[tuple[str, Brief]]:
-    try:
-        briefs = _brief_decoder.decode_lines(chunk)
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-        briefs = []
-        for line in chunk.split(b"\n"):
-            with contextlib.suppress(msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-                if line.strip():
-                    briefs.append(_brief_decoder.decode(line))
-    return ((brief.session.id, brief) for brief in briefs)

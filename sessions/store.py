@@ -44,7 +44,7 @@ from eventlog.durability import check_durability
 from eventlog.reader import open_regular, read_fd
 from eventlog.record import decode_record
 from sessions import conflicts
-from sessions._layout import Layout
+from sessions._layout import Layout, Scan
 from sessions._mapping import Conversation, check_event, event_record, require_str, stored_event, typed_event
 from sessions.errors import (
     DamagedLogWarning,
@@ -56,7 +56,7 @@ from sessions.errors import (
     UnsafeStorePath,
 )
 from sessions.events import deserialize_event
-from sessions.index import Row, SessionIndex
+from sessions.index import Listing, Row, SessionIndex
 from sessions.models import SessionBatch, StoredEvent, StoredSession, VerifyReport
 from sessions.protocol import SessionService, check_session_id
 from sessions.tree import SessionTree, read_session_tree
@@ -102,6 +102,8 @@ class LocalSessionService:
         self._logs: OrderedDict[str, LogFile] = OrderedDict()
         self._places: dict[str, _Place] = {}
         self._written: set[str] = set()
+        self._saved: dict[str, int] = {}
+        """Log bytes each session's saved row covers, as far as this process knows."""
         self._mutex = threading.RLock()
 
     @classmethod
@@ -133,11 +135,9 @@ class LocalSessionService:
         with self._mutex:
             for session_id in self._written:
                 log = self._logs.get(session_id)
-                place = self._places.get(session_id)
-                if log is not None and place is not None and log.cached_state.size:
-                    self._index.put(
-                        Row(session=_to_session(session_id, place, log.cached_state, log.path), log=log.cached_state)
-                    )
+                if log is not None and log.cached_state.size and self._saved.get(session_id) != log.cached_state.size:
+                    with contextlib.suppress(OSError, ValueError):
+                        self._put(session_id, log.cached_state)
             self._written.clear()
             self._index.close()
             for log in self._logs.values():
@@ -191,23 +191,31 @@ class LocalSessionService:
         log = self._log(session_id)
         if row is None and not log.cached_state.size:
             row = self._index.row(session_id)
+        if row is not None:
+            self._saved.setdefault(session_id, row.log.size)
         try:
             state = _translate(lambda: log.state(known=row.log if row is not None else None), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
         place = self._place(session_id, state, row)
-        copies = self.layout.copies_of(session_id)
+        copies = self.copies_of(session_id)
         if copies:
             # A sync tool's conflict copies: every reader sees the union (sessions/conflicts.py).
             union = conflicts.union_state(log.path, copies)
             if union is not None:
                 return _to_session(session_id, place, union, self.log_path(session_id)), union
         session = _to_session(session_id, place, state, self.log_path(session_id))
-        if row is None or state.size - row.log.size >= SAVE_LAG or row.log.ino != state.ino:
-            saved = self._index.row(session_id) if row is None else row
-            if saved is None or state.size - saved.log.size >= SAVE_LAG or saved.log.ino != state.ino:
-                self._index.put(Row(session=session, log=state))
+        saved = self._saved.get(session_id)
+        if saved is None or not 0 <= state.size - saved < SAVE_LAG:
+            self._put(session_id, state, session)
         return session, state
+
+    def _put(self, session_id: str, state: LogState, session: StoredSession | None = None) -> None:
+        """Hand the index a new row for the session (saved at its next flush)."""
+        if session is None:
+            session = _to_session(session_id, self._place(session_id, state, None), state, self.log_path(session_id))
+        self._index.put(Row(session=session, log=state))
+        self._saved[session_id] = state.size
 
     def _place(self, session_id: str, state: LogState, row: Row | None) -> _Place:
         place = self._places.get(session_id)
@@ -256,7 +264,7 @@ class LocalSessionService:
         place = _place_of(header)
         self._places[session_id] = place
         session = _to_session(session_id, place, state, self.log_path(session_id))
-        self._index.put(Row(session=session, log=state))
+        self._put(session_id, state, session)
         self._index.flush()
         return session
 
@@ -281,20 +289,58 @@ class LocalSessionService:
         if directory is None and git_root is None:
             return None
         cutoff = utcnow() - dt.timedelta(seconds=max_age_secs)
-        scan = self.layout.scan()
+        scan = self._scan()
         rows = self._index.rows_near(directory, git_root)
-        unindexed = scan.logs - self._index.ids()
+        candidates = set(rows)
+        unindexed: set[str] = set()
+        if scan.logs is not None:  # listed: logs without a row are candidates too, wherever they are
+            unindexed = set(scan.logs) - self._index.ids()
+            candidates = candidates.intersection(scan.logs) | unindexed
         best: StoredSession | None = None
-        for session_id in sorted(scan.logs.intersection(rows) | unindexed):
+        all_read = True
+        for session_id in sorted(candidates):
             session = self._current(session_id, rows.get(session_id), scan.copies)
-            if session is None or not _placed(session, directory, git_root):
+            if session is None:
+                all_read = all_read and session_id not in unindexed
+                continue
+            if not _placed(session, directory, git_root):
                 continue
             if session.archived_at is not None or session.updated_at <= cutoff:
                 continue
             if best is None or (session.updated_at, session.id) > (best.updated_at, best.id):
                 best = session
         self._index.flush()
+        if all_read:
+            self._note_listing(scan)
         return best
+
+    def _scan(self) -> Scan:
+        """What ``sessions/`` holds: the cached scan, else the index's saved listing, else a new scan."""
+        stamp = self.layout.stamp()
+        cached = self.layout.cached(stamp)
+        if cached is not None:
+            return cached
+        listing = self._index.listing()
+        if listing is not None and (listing.ino, listing.ctime_ns) == stamp:
+            copies = {sid: [self.sessions_dir / name for name in names] for sid, names in listing.copies.items()}
+            scan = Scan(stamp, True, None, copies, [], time.time_ns())
+            self.layout.adopt(scan)
+            return scan
+        return self.layout.scan()
+
+    def _note_listing(self, scan: Scan) -> None:
+        """Save a scan in which every log has a row, so a new process need not list the folder."""
+        if not scan.trusted or scan.logs is None:
+            return
+        saved = self._index.listing()
+        if saved is not None and (saved.ino, saved.ctime_ns) == scan.stamp:
+            return
+        copies = {sid: [path.name for path in paths] for sid, paths in scan.copies.items()}
+        self._index.note_listing(Listing(ino=scan.stamp[0], ctime_ns=scan.stamp[1], copies=copies))
+
+    def copies_of(self, session_id: str) -> list[Path]:
+        """The sync conflict copies beside one session's log (see :mod:`sessions.conflicts`)."""
+        return list(self._scan().copies.get(session_id, ()))
 
     def _current(self, session_id: str, row: Row | None, copies: dict[str, list[Path]]) -> StoredSession | None:
         """The session from its row when the row covers its log as it is (one ``stat``), else from the log."""
@@ -312,7 +358,7 @@ class LocalSessionService:
 
     def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]:
         """Every session, most recently updated first (ties: larger id first)."""
-        scan = self.layout.scan()
+        scan = self._scan()
         for path in scan.unsafe:
             warnings.warn(
                 f"{path} is not a regular file; skipped (move it out of the store)", DamagedLogWarning, stacklevel=2
@@ -320,7 +366,8 @@ class LocalSessionService:
         briefs = self._index.briefs()
         sessions: list[StoredSession] = []
         folder = self.layout
-        for session_id in scan.logs:
+        all_read = True
+        for session_id in briefs if scan.logs is None else scan.logs:
             brief = briefs.get(session_id)
             session: StoredSession | None = None
             if brief is not None and session_id not in scan.copies:
@@ -333,11 +380,14 @@ class LocalSessionService:
             if session is None:
                 session = self._current(session_id, None, scan.copies)
                 if session is None:
+                    all_read = False
                     continue
             if include_archived or session.archived_at is None:
                 sessions.append(session)
         sessions.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
         self._index.flush()
+        if all_read:
+            self._note_listing(scan)
         return sessions
 
     # -- events -----------------------------------------------------------------------
@@ -357,7 +407,7 @@ class LocalSessionService:
         up to date, so the first append after it reads nothing again.
         """
         path = self.log_path(session_id)
-        if not self.layout.copies_of(session_id):
+        if not self.copies_of(session_id):
             state = LogState()
             folded = [True]
 
@@ -394,7 +444,7 @@ class LocalSessionService:
     def _read_events(self, session_id: str) -> list[Record]:
         path = self.log_path(session_id)
         try:
-            read = _translate(lambda: conflicts.read_with_copies(path, self.layout.copies_of(session_id)), session_id)
+            read = _translate(lambda: conflicts.read_with_copies(path, self.copies_of(session_id)), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
         if read.damaged or read.torn:
@@ -414,9 +464,7 @@ class LocalSessionService:
         """
         path = self.log_path(session_id)
         try:
-            return _translate(
-                lambda: read_session_tree(session_id, path, self.layout.copies_of(session_id)), session_id
-            )
+            return _translate(lambda: read_session_tree(session_id, path, self.copies_of(session_id)), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
 
@@ -483,22 +531,23 @@ class LocalSessionService:
     def _append(self, session_id: str, records: list[Record]) -> None:
         check_session_id(session_id)
         # Fold in a sync tool's conflict copies first, so the batch continues the head readers saw.
-        if self.layout.copies_of(session_id):
+        if self.copies_of(session_id):
             conflicts.merge_session_copies(self, session_id)
         log = self._log(session_id)
         if not log.cached_state.size:
             row = self._index.row(session_id)
             if row is not None:
                 log.adopt(row.log)  # extended, never trusted blindly: the append checks it against the file
+                self._saved.setdefault(session_id, row.log.size)
         try:
             state = _translate(lambda: log.append(records), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}; create it first") from None
         with self._mutex:
             self._written.add(session_id)
-        if state.size - self._index.saved_size(session_id) >= SAVE_LAG:
-            place = self._place(session_id, state, None)
-            self._index.put(Row(session=_to_session(session_id, place, state, self.log_path(session_id)), log=state))
+            saved = self._saved.setdefault(session_id, state.size)
+        if state.size - saved >= SAVE_LAG:
+            self._put(session_id, state)
             self._index.flush()
 
     def _append_fact(self, session_id: str, name: str, value: object, key: str | None = None) -> None:
@@ -538,7 +587,7 @@ class LocalSessionService:
 
     def session_ids(self) -> list[str]:
         """The id of every session log in the store, sorted, archived ones included."""
-        return sorted(self.layout.scan().logs)
+        return sorted(self.layout.scan().logs or ())
 
     def drop_index(self) -> None:
         """Forget the index, on disk and in memory, so the next reads rebuild it from the logs."""
@@ -549,6 +598,7 @@ class LocalSessionService:
                     log.close()
             self._logs.clear()
             self._places.clear()
+            self._saved.clear()
 
     def repair_torn_tail(self, session_id: str) -> int:
         """Cut off a torn tail now, as the next append would; the bytes are saved to ``trash/`` first.
@@ -584,7 +634,7 @@ class LocalSessionService:
             size=report.size,
             events=report.events,
             heads=report.heads,
-            findings=report.findings + conflicts.copy_findings(self.layout.copies_of(session_id)),
+            findings=report.findings + conflicts.copy_findings(self.copies_of(session_id)),
             unknown_types=unknown,
         )
 

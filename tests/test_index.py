@@ -13,6 +13,7 @@ import pytest
 
 import eventlog._fs as fs
 import sessions
+import sessions.index
 import sessions.store
 from eventlog import utcnow
 from sessions import LocalSessionService, SessionManager, Text, UserMessage
@@ -227,20 +228,28 @@ def test_an_index_of_an_older_release_is_deleted_not_read(tmp_path: Path) -> Non
 
 
 def test_superseded_rows_are_compacted_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sessions.index, "_COMPACT_MIN_LINES", 20)
+    monkeypatch.setattr(sessions.index, "_TAIL_MIN", 4000)
     service = LocalSessionService.open(tmp_path, durability="flush")
-    manager = SessionManager.create_new(service, "/p", None)
-    manager.persist_events([UserMessage("x")])
+    managers = [SessionManager.create_new(service, f"/p{n}", None) for n in range(3)]
+    for manager in managers:
+        manager.persist_events([UserMessage("x")])
     index = tmp_path / "index.jsonl"
-    for n in range(60):  # each reopen saves the session's row again
+    for n in range(60):  # each reopen saves the rows of the sessions written again
         service.close()
         service = LocalSessionService.open(tmp_path, durability="flush")
-        service.set_metadata(manager.session_id, "n", str(n))
-        service.list_sessions()
+        for manager in managers:
+            service.set_metadata(manager.session_id, "n", str(n))
     service.close()
-    rows = [msgspec.json.decode(line) for line in index.read_bytes().splitlines()]
-    assert len(rows) < 60
-    assert LocalSessionService.open(tmp_path).get_metadata(manager.session_id, "n") == "59"
+    lines = index.read_bytes().splitlines()
+    assert msgspec.json.decode(lines[0])["index"] == 2  # compacted: a header, then rows sorted by id
+    assert len(lines) < 60
+    fresh = LocalSessionService.open(tmp_path)
+    assert [fresh.get_metadata(m.session_id, "n") for m in managers] == ["59"] * 3
+    assert sorted(s.id for s in fresh.list_sessions()) == sorted(m.session_id for m in managers)
+    # Each row is found by binary search in the sorted part, whatever the tail holds.
+    for manager in managers:
+        row = sessions.index.SessionIndex(index, tmp_path / "locks" / "x.lock").row(manager.session_id)
+        assert row is not None and row.session.id == manager.session_id
 
 
 def test_a_log_replaced_by_rename_while_held_open_gets_the_next_append(tmp_path: Path) -> None:
