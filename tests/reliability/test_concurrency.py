@@ -30,8 +30,7 @@ from sessions import (
     UnknownEvent,
     UserMessage,
 )
-
-from ._support import assert_chain_valid, event_contents, run_script
+from tests.support._support import assert_chain_valid, event_contents, run_script
 
 SESSIONS_CLI = str(Path(sys.executable).parent / "sessions")
 

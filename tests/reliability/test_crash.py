@@ -24,8 +24,7 @@ import pytest
 from eventlog import encode_records, new_id, read_log, utcnow
 from eventlog.record import KIND_EVENT, Record
 from sessions import LocalSessionService, SessionManager, UserMessage
-
-from ._support import assert_chain_valid, event_contents, run_script
+from tests.support._support import assert_chain_valid, event_contents, run_script
 
 
 @dataclass

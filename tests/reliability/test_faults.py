@@ -31,9 +31,8 @@ from sessions import (
     UserMessage,
 )
 from sessions.index import Row
-
-from ._support import assert_chain_valid, event_contents
-from .faults import KINDS, OPS, Fault, Injector
+from tests.support._support import assert_chain_valid, event_contents
+from tests.support.faults import KINDS, OPS, Fault, Injector
 
 STEPS: Final = ("persist", "persist", "persist", "metadata", "list", "find", "close")
 TALLY: Final[Counter[str]] = Counter()

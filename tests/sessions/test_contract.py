@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sessions import LocalSessionService, SessionService
-from tests.contract import SessionServiceContract
-from tests.model import InMemorySessionService
+from tests.support.contract import SessionServiceContract
+from tests.support.model import InMemorySessionService
 
 
 class TestLocalFsync(SessionServiceContract):

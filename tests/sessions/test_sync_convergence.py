@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sessions import LocalSessionService
 from sessions.conflicts import merge_conflict_copies
-from tests.sync_helpers import all_event_ids, continue_session, new_session, open_store, raw_event_ids, view
+from tests.support.sync_helpers import all_event_ids, continue_session, new_session, open_store, raw_event_ids, view
 
 _OPS = st.lists(
     st.tuples(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import SessionsCLI
-from tests.sync_helpers import SYNCTHING_COPY, all_event_ids, clone, continue_session, new_session, open_store
+from tests.support.sync_helpers import SYNCTHING_COPY, all_event_ids, clone, continue_session, new_session, open_store
 
 
 def test_doctor_merges_conflict_copies(sessions_cli: SessionsCLI, tmp_path: Path) -> None:

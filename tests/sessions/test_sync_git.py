@@ -13,7 +13,15 @@ import pytest
 from eventlog import verify_log
 from sessions import LocalSessionService
 from sessions.conflicts import merge_conflict_copies, write_sync_templates
-from tests.sync_helpers import all_event_ids, contents, continue_session, new_session, open_store, raw_event_ids, view
+from tests.support.sync_helpers import (
+    all_event_ids,
+    contents,
+    continue_session,
+    new_session,
+    open_store,
+    raw_event_ids,
+    view,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 PEERS = {"jsonl-sessions", "sqlite-ref", "sqlite-batched", "eventsourcing", "naive-jsonl", "floor"}
 
 

@@ -10,7 +10,15 @@ import pytest
 
 from eventlog import verify_log
 from sessions.conflicts import conflict_copies, merge_conflict_copies
-from tests.sync_helpers import all_event_ids, clone, continue_session, new_session, open_store, raw_event_ids, view
+from tests.support.sync_helpers import (
+    all_event_ids,
+    clone,
+    continue_session,
+    new_session,
+    open_store,
+    raw_event_ids,
+    view,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
 

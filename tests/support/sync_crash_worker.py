@@ -1,6 +1,6 @@
 """Run ``merge_conflict_copies`` on a store and SIGKILL this process at its Nth file-system call.
 
-Usage: ``python -m tests.sync_crash_worker ROOT N``. Prints ``done`` if it finished first.
+Usage: ``python -m tests.support.sync_crash_worker ROOT N``. Prints ``done`` if it finished first.
 """
 
 from __future__ import annotations

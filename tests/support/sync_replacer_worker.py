@@ -1,6 +1,6 @@
 """Replace a log over and over the way sync tools do: write a temporary file, rename it over the log.
 
-Usage: ``python -m tests.sync_replacer_worker LOG SECONDS VERSION...``; cycles through the versions.
+Usage: ``python -m tests.support.sync_replacer_worker LOG SECONDS VERSION...``; cycles through the versions.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from sessions.conflicts import (
     sync_template,
     write_sync_templates,
 )
-from tests.sync_helpers import (
+from tests.support.sync_helpers import (
     DROPBOX_COPY,
     SYNCTHING_COPY,
     all_event_ids,
@@ -287,7 +287,7 @@ def test_templates_are_written_once_and_documented(tmp_path: Path) -> None:
     assert write_sync_templates(a.root, overwrite=True) and (a.root / ".gitignore").read_text() == sync_template(
         ".gitignore"
     )
-    docs = (Path(__file__).parent.parent / "docs" / "SYNC.md").read_text()
+    docs = (Path(__file__).parent.parent.parent / "docs" / "SYNC.md").read_text()
     for name in (".gitattributes", ".gitignore", ".stignore"):
         assert sync_template(name) in docs, f"docs/SYNC.md must show the {name} template as shipped"
 

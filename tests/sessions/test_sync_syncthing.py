@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from sessions.conflicts import conflict_copies, merge_conflict_copies, write_sync_templates
-from tests.sync_helpers import continue_session, new_session, open_store, raw_event_ids, view
+from tests.support.sync_helpers import continue_session, new_session, open_store, raw_event_ids, view
 
 pytestmark = [
     pytest.mark.syncthing,

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from sessions import LocalSessionService
-from tests.sync_helpers import clone, continue_session, new_session, open_store
+from tests.support.sync_helpers import clone, continue_session, new_session, open_store
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 
 
 def test_reader_sees_whole_versions_while_the_log_is_replaced(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_reader_sees_whole_versions_while_the_log_is_replaced(tmp_path: Path) ->
     command = [
         sys.executable,
         "-m",
-        "tests.sync_replacer_worker",
+        "tests.support.sync_replacer_worker",
         str(reader.log_path(sid)),
         "3",
         *(str(tmp_path / f"v{i}.jsonl") for i in range(3)),

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sessions.conflicts import conflict_copies, merge_conflict_copies
-from tests.sync_helpers import (
+from tests.support.sync_helpers import (
     DROPBOX_COPY,
     SYNCTHING_COPY,
     all_event_ids,
@@ -19,7 +19,7 @@ from tests.sync_helpers import (
     raw_event_ids,
 )
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 
 
 def _store_with_two_copies(tmp_path: Path) -> tuple[Path, list[str], set[str], set[bytes]]:
@@ -46,7 +46,7 @@ def test_merge_killed_at_every_step_loses_nothing(tmp_path: Path) -> None:
         case = tmp_path / str(n)
         root, sids, expected, copies = _store_with_two_copies(case)
         worker = subprocess.run(
-            [sys.executable, "-m", "tests.sync_crash_worker", str(root), str(n)],
+            [sys.executable, "-m", "tests.support.sync_crash_worker", str(root), str(n)],
             cwd=ROOT,
             capture_output=True,
             text=True,

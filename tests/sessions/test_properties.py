@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from eventlog import Record, build_tree, decode_record, encode_records, is_linear, order_events
 from sessions import EventBase, LocalSessionService, SessionManager, deserialize_event, serialize_event
-from tests.strategies import events, texts
+from tests.support.strategies import events, texts
 
 _T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

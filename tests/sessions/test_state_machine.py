@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from sessions import EventBase, LocalSessionService, SessionManager, serialize_event
-from tests.strategies import events
+from tests.support.strategies import events
 
 DIRECTORIES = ["/a", "/b", None]
 

@@ -1,0 +1,1 @@
+"""Tests of the session store, manager, index and sync."""
