@@ -21,6 +21,7 @@ in the order depends on clocks.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import heapq
 import os
@@ -136,14 +137,16 @@ def merged_state(merged: MergedLog) -> LogState:
     """
     state = LogState(size=len(merged.data), damaged=merged.damaged)
     events: list[Record] = []
+    winners: dict[str, dict[str, tuple[dt.datetime, str]]] = {}
     for record in merged.records:
         if record.k == KIND_EVENT:
             events.append(record)
         elif record.k == KIND_FACT and record.type is not None:
             keyed = state.facts.setdefault(record.type, {})
-            current = keyed.get(record.key or "")
-            if current is None or (record.ts, record.id) > (current.ts, current.id):
-                keyed[record.key or ""] = FactRef(ts=record.ts, id=record.id, offset=-1, length=0, inline=record.data)
+            key = record.key or ""
+            if key not in winners.get(record.type, {}) or (record.ts, record.id) > winners[record.type][key]:
+                winners.setdefault(record.type, {})[key] = (record.ts, record.id)
+                keyed[key] = FactRef(ts=record.ts, offset=-1, length=0, inline=record.data)
         else:
             state.fold(record, -1, 0)
     head = active_head(events)

@@ -22,7 +22,7 @@ from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_l
 
 __all__ = ["FactRef", "LogState", "fold_file"]
 
-INLINE_FACT_BYTES: Final = 512
+INLINE_FACT_BYTES: Final = 96
 """Fact values up to this size are kept in the summary, larger ones by offset."""
 RACY_NS: Final = 2_000_000_000
 """How close to a file's ctime a stamp must not be taken to be trusted alone (coarse clocks: 2 s on FAT)."""
@@ -33,15 +33,9 @@ _NOT_KEPT: Final = msgspec.Raw(b"")
 
 
 class FactRef(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Where the newest value of one fact lives in the log.
-
-    ``seq`` orders writes of one key within one log: a later line is a later
-    write, whatever the clocks said. ``ts`` and ``id`` only break ties between
-    merged copies, where file order means nothing.
-    """
+    """Where the newest value of one fact lives in the log, and when it was written."""
 
     ts: dt.datetime
-    id: str
     offset: int
     length: int
     # Not `Raw | None`: msgspec decodes that union from null only (msgspec#659).
@@ -54,7 +48,7 @@ class FactRef(msgspec.Struct, kw_only=True, omit_defaults=True):
         return self.inline if len(self.inline) else None
 
 
-class LogState(msgspec.Struct, kw_only=True):
+class LogState(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A summary of a log's complete lines, cheap to extend as the log grows."""
 
     size: int = 0
@@ -107,7 +101,7 @@ class LogState(msgspec.Struct, kw_only=True):
             self.head_ts = record.ts
             self.events += 1
         elif record.k == KIND_FACT and record.type is not None:
-            ref = FactRef(ts=record.ts, id=record.id, offset=offset, length=length)
+            ref = FactRef(ts=record.ts, offset=offset, length=length)
             if len(record.data) <= INLINE_FACT_BYTES:
                 ref.inline = record.data
             # Within one log, the later line is the later write: a clock stepped back must not hide it.

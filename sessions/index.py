@@ -66,20 +66,29 @@ class _Stamp(msgspec.Struct):
     torn_bytes: int = 0
 
 
-class Brief(msgspec.Struct):
-    """A row as listing reads it: the session, and the stamp of the log bytes it describes."""
+class Brief(msgspec.Struct, gc=False):
+    """A row as listing reads it: the session, and the stamp of the log bytes it describes.
 
-    session: StoredSession
-    log: _Stamp
+    Any line of the file decodes as one (both None for a header or listing line), so the whole
+    file is one ``decode_lines`` call.
+    """
+
+    session: StoredSession | None = None
+    log: _Stamp | None = None
 
     def covers(self, st: os.stat_result) -> bool:
         """True if the log (as ``stat`` saw it) holds exactly these bytes, and the stamp is not racy."""
         log = self.log
-        return (st.st_ino, st.st_size, st.st_ctime_ns) == (
-            log.ino,
-            log.size + log.torn_bytes,
-            log.ctime_ns,
-        ) and log.seen_ns - log.ctime_ns >= _RACY_NS
+        return (
+            log is not None
+            and (st.st_ino, st.st_size, st.st_ctime_ns)
+            == (
+                log.ino,
+                log.size + log.torn_bytes,
+                log.ctime_ns,
+            )
+            and log.seen_ns - log.ctime_ns >= _RACY_NS
+        )
 
 
 class Listing(msgspec.Struct, kw_only=True):
@@ -97,14 +106,6 @@ class _Header(msgspec.Struct, kw_only=True):
     """The byte length of the sorted part, header included, as 16 digits (fixed width: written before it is known)."""
 
 
-class _Line(msgspec.Struct, kw_only=True):
-    """Any line of the file, as listing decodes it."""
-
-    session: StoredSession | None = None
-    log: _Stamp | None = None
-    listing: Listing | None = None
-
-
 class _ListingLine(msgspec.Struct):
     listing: Listing
 
@@ -118,7 +119,7 @@ class _FullLine(msgspec.Struct, kw_only=True):
 
 _encoder: Final = msgspec.json.Encoder()
 _row_decoder: Final = msgspec.json.Decoder(Row)
-_line_decoder: Final = msgspec.json.Decoder(_Line)
+_brief_decoder: Final = msgspec.json.Decoder(Brief)
 _header_decoder: Final = msgspec.json.Decoder(_Header)
 _listing_decoder: Final = msgspec.json.Decoder(_ListingLine)
 _full_decoder: Final = msgspec.json.Decoder(_FullLine)
@@ -257,6 +258,7 @@ class SessionIndex:
         with self._mutex:
             view = self._look()
             ids: set[str] = {sid for sid, row in self._pending.items() if _placed(row.session, directory, git_root)}
+            starts: dict[str, int] = {}
             if view is not None:
                 data = view.data
                 for field, value in (("directory", directory), ("git_root", git_root)):
@@ -268,11 +270,16 @@ class SessionIndex:
                         start = data.rfind(b"\n", 0, at) + 1
                         if data[start : start + len(_ROW_START)] == _ROW_START:
                             stop = data.find(b'"', start + len(_ROW_START))
-                            ids.add(bytes(data[start + len(_ROW_START) : stop]).decode(errors="replace"))
+                            session_id = bytes(data[start + len(_ROW_START) : stop]).decode(errors="replace")
+                            starts[session_id] = max(start, starts.get(session_id, -1))
                         at = data.find(needle, at + len(needle))
             rows = {}
-            for session_id in ids:
-                row = self.row(session_id)
+            for session_id in ids | set(starts):
+                # Every row of a session names its place (places never change), so the last line found
+                # is its newest; only a damaged one sends us to the general lookup.
+                row = self._pending.get(session_id)
+                if row is None and view is not None and session_id in starts:
+                    row = _decode_row(view.data, starts[session_id]) or self.row(session_id)
                 if row is not None and _placed(row.session, directory, git_root):
                     rows[session_id] = row
             return rows
@@ -285,9 +292,7 @@ class SessionIndex:
             if view is not None:
                 lines = view.lines()
                 try:
-                    for line in _decode_lines(lines, _line_decoder):
-                        if line.session is not None and line.log is not None:
-                            briefs[line.session.id] = Brief(line.session, line.log)
+                    briefs = {b.session.id: b for b in _decode_lines(lines, _brief_decoder) if b.session and b.log}
                 finally:
                     lines.release()
             for session_id, row in self._pending.items():
@@ -345,8 +350,9 @@ class SessionIndex:
             data = b"".join(_encoder.encode(row) + b"\n" for row in self._pending.values())
             self._pending.clear()
             size = self._append(data)
-            view = self._view
-            if size and view is not None and size - view.base_end > max(_TAIL_MIN, view.base_end // 16):
+            # The sorted part ends where the last compaction left it; a file without one has none.
+            base_end = self._view.base_end if self._view is not None else 0
+            if size and size - base_end > max(_TAIL_MIN, base_end // 16):
                 self.compact()
 
     def _append(self, data: bytes) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import operator
 import os
 import threading
 import time
@@ -44,7 +45,7 @@ from eventlog.durability import check_durability
 from eventlog.reader import open_regular, read_fd
 from eventlog.record import decode_record
 from sessions import conflicts
-from sessions._layout import Layout, Scan
+from sessions._layout import LOG_SUFFIX, Layout, Scan
 from sessions._mapping import Conversation, check_event, event_record, require_str, stored_event, typed_event
 from sessions.errors import (
     DamagedLogWarning,
@@ -365,26 +366,33 @@ class LocalSessionService:
             )
         briefs = self._index.briefs()
         sessions: list[StoredSession] = []
-        folder = self.layout
         all_read = True
-        for session_id in briefs if scan.logs is None else scan.logs:
-            brief = briefs.get(session_id)
-            session: StoredSession | None = None
-            if brief is not None and session_id not in scan.copies:
+        stale: list[str] = []
+        # One stat per log, relative to the folder: the row answers only for exactly the bytes it covers.
+        folder = os.open(self.sessions_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for session_id in briefs if scan.logs is None else scan.logs:
+                brief = briefs.get(session_id)
+                if brief is None or brief.session is None or session_id in scan.copies:
+                    stale.append(session_id)
+                    continue
                 try:
-                    st = os.stat(folder.log_name(session_id), follow_symlinks=False)
+                    st = os.stat(session_id + LOG_SUFFIX, dir_fd=folder, follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                if brief.covers(st):
-                    session = brief.session
+                if not brief.covers(st):
+                    stale.append(session_id)
+                elif include_archived or brief.session.archived_at is None:
+                    sessions.append(brief.session)
+        finally:
+            os.close(folder)
+        for session_id in stale:
+            session = self._current(session_id, None, scan.copies)
             if session is None:
-                session = self._current(session_id, None, scan.copies)
-                if session is None:
-                    all_read = False
-                    continue
-            if include_archived or session.archived_at is None:
+                all_read = False
+            elif include_archived or session.archived_at is None:
                 sessions.append(session)
-        sessions.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
+        sessions.sort(key=_recency, reverse=True)
         self._index.flush()
         if all_read:
             self._note_listing(scan)
@@ -654,6 +662,10 @@ class LocalSessionService:
 def _fact(name: str, value: object, ts: dt.datetime, *, key: str | None = None) -> Record:
     data = msgspec.Raw(_json_encoder.encode(value))
     return Record(k=KIND_FACT, id=new_id(), ts=ts, type=name, key=key, data=data)
+
+
+_recency: Final = operator.attrgetter("updated_at", "id")
+"""Most recent first, ties to the larger (later created) id."""
 
 
 def _placed(session: StoredSession, directory: str | None, git_root: str | None) -> bool:

@@ -136,8 +136,8 @@ def test_facts_last_writer_wins_per_key(logs: list[bytes]) -> None:
             key = record.key or ""
             if key not in expected or (record.ts, record.id) > (expected[key].ts, expected[key].id):
                 expected[key] = record
-    got = {key: ref.id for key, ref in state.facts.get("metadata", {}).items()}
-    assert got == {key: record.id for key, record in expected.items()}
+    got = {key: (ref.ts, ref.value) for key, ref in state.facts.get("metadata", {}).items()}
+    assert got == {key: (record.ts, record.data) for key, record in expected.items()}
     for key, ref in state.facts.get("metadata", {}).items():
         assert ref.value == expected[key].data
 
