@@ -57,6 +57,8 @@ class FileLock:
         self._busy = busy
         self._mutex = threading.RLock()
         self._fd: int | None = None
+        self._held: tuple[int, int] = (0, 0)
+        """The (inode, device) of the open lock file."""
         self._depth = 0
 
     @contextlib.contextmanager
@@ -120,10 +122,11 @@ class FileLock:
             raise LogWriteError(
                 exc.errno, f"{self.path}: could not open the lock file ({exc.strerror or exc}); nothing was written"
             ) from exc
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise UnsafeLogPath(f"{self.path} is not a regular file; remove it, it is only a lock file")
-        self._fd = fd
+        self._fd, self._held = fd, (st.st_ino, st.st_dev)
         return fd
 
     def _still_at_path(self, fd: int) -> bool:
@@ -131,8 +134,7 @@ class FileLock:
             st = os.stat(self.path, follow_symlinks=False)
         except FileNotFoundError:
             return False
-        held = os.fstat(fd)
-        return (st.st_ino, st.st_dev) == (held.st_ino, held.st_dev)
+        return (st.st_ino, st.st_dev) == self._held
 
     def _drop(self) -> None:
         if self._fd is not None:

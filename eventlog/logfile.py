@@ -59,6 +59,8 @@ class LogFile:
         self._trash_dir = trash_dir
         self._lock = FileLock(lock_path, lock_timeout, self._busy)
         self._fd: int | None = None
+        self._held: tuple[int, int] = (0, 0)
+        """The (inode, device) of the open log."""
         self._state = LogState()
         self._state_mutex = threading.Lock()
 
@@ -153,7 +155,7 @@ class LogFile:
                 if isinstance(exc, OSError) and not isinstance(exc, LogWriteError):
                     raise self._write_error(exc, "could not create the log") from exc
                 raise
-            self._fd = fd
+            self._keep(fd)
             state = LogState()
             state.fold_lines(0, data, [header, *records])
             return self._after_write(fd, state)
@@ -227,13 +229,16 @@ class LogFile:
             except FileNotFoundError:
                 self._drop_fd()
                 raise
-            held = os.fstat(fd)
-            if (st.st_ino, st.st_dev) == (held.st_ino, held.st_dev):
+            if (st.st_ino, st.st_dev) == self._held:
                 return fd
             self._drop_fd()  # replaced by rename (a sync tool, git): write to what is there now
         fd = self._open_for_append()
-        self._fd = fd
+        self._keep(fd)
         return fd
+
+    def _keep(self, fd: int) -> None:
+        st = os.fstat(fd)
+        self._fd, self._held = fd, (st.st_ino, st.st_dev)
 
     def _drop_fd(self) -> None:
         if self._fd is not None:

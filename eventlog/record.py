@@ -37,7 +37,7 @@ KIND_FACT: Final = "fact"
 _NULL: Final = msgspec.Raw(b"null")
 
 
-class Record(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+class Record(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True, gc=False):
     """One line of a log.
 
     :param k: the record kind (:data:`KIND_HEADER`, :data:`KIND_EVENT`, :data:`KIND_FACT`).

@@ -26,7 +26,9 @@ __all__ = [
 
 # The type tag lives in the log record's ``type`` field, beside ``data``, as the
 # reference keeps it in its own column; so the payload structs carry no tag.
-class EventBase(msgspec.Struct, frozen=True):
+# gc=False: a resumed conversation is ~100,000 of these, none part of a reference cycle
+# (decoded JSON values cannot form one); untracked, they cost the cyclic GC nothing.
+class EventBase(msgspec.Struct, frozen=True, gc=False):
     """Base of every conversation event (and of :class:`UnknownEvent`)."""
 
     TYPE: ClassVar[str]
