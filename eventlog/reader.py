@@ -19,7 +19,7 @@ import msgspec
 
 from eventlog import _fs
 from eventlog.errors import UnsafeLogPath
-from eventlog.record import KIND_EVENT, Record, decode_lines, decode_record
+from eventlog.record import KIND_EVENT, KIND_HEADER, Record, decode_lines, decode_record
 
 __all__ = [
     "CHUNK_BYTES",
@@ -30,7 +30,9 @@ __all__ = [
     "iter_chunks",
     "open_regular",
     "read_bytes",
+    "read_header",
     "read_log",
+    "read_record_at",
     "split_torn",
     "stream_linear_events",
 ]
@@ -108,6 +110,38 @@ def read_fd(fd: int, start: int, stop: int | None = None) -> bytes:
         chunks.append(chunk)
         start += len(chunk)
     return b"".join(chunks)
+
+
+def read_record_at(path: Path | str, offset: int, length: int) -> Record | None:
+    """The record on the line at ``offset`` (``length`` bytes with its newline): one bounded read.
+
+    :returns: None if those bytes are not a record (the log changed, or the line is damaged).
+    """
+    fd = open_regular(path)
+    try:
+        line = read_fd(fd, offset, offset + length)
+    finally:
+        os.close(fd)
+    try:
+        return decode_record(line.rstrip(b"\n"))
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+def read_header(path: Path | str, limit: int = 1 << 16) -> Record | None:
+    """The log's header (its first line), reading at most ``limit`` bytes; None if it has none."""
+    fd = open_regular(path)
+    try:
+        first = read_fd(fd, 0, limit).split(b"\n", 1)
+    finally:
+        os.close(fd)
+    if len(first) < 2:
+        return None
+    try:
+        record = decode_record(first[0])
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return record if record.k == KIND_HEADER else None
 
 
 def iter_chunks(fd: int, start: int, stop: int | None = None) -> Iterator[tuple[int, bytes]]:

@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
-from eventlog import KIND_EVENT, Record
+from eventlog import KIND_EVENT, KIND_FACT, FactRef, LogState, Record, new_id
 from sessions.events import EVENT_TYPES, ConversationEvent, UnknownEvent, deserialize_event
-from sessions.models import StoredEvent
+from sessions.models import StoredEvent, StoredSession
 
-__all__ = ["Conversation", "check_event", "event_record", "require_str", "stored_event", "typed_event"]
+__all__ = [
+    "FACT_ARCHIVED",
+    "FACT_METADATA",
+    "FACT_SERVER_SESSION",
+    "Conversation",
+    "Place",
+    "check_event",
+    "event_record",
+    "fact_record",
+    "loads_str",
+    "place_of",
+    "placed",
+    "require_str",
+    "stored_event",
+    "to_session",
+    "typed_event",
+]
+
+FACT_METADATA: Final = "metadata"
+FACT_SERVER_SESSION: Final = "server_session_id"
+FACT_ARCHIVED: Final = "archived"
+
+_json_encoder: Final = msgspec.json.Encoder()
+_any_decoder: Final = msgspec.json.Decoder(Any)
 
 
 class Conversation(NamedTuple):
@@ -76,3 +100,74 @@ def stored_event(session_id: str, record: Record) -> StoredEvent:
         event_data=bytes(record.data).decode(),
         created_at=record.ts,
     )
+
+
+class Place(msgspec.Struct, frozen=True):
+    """What a session's header says: where it belongs and when it began."""
+
+    directory: str | None
+    git_root: str | None
+    created_at: dt.datetime
+
+
+def place_of(header: Record) -> Place:
+    """The place a header records (anything but a string directory or git root reads as None)."""
+    try:
+        attributes = _any_decoder.decode(header.data)
+    except (msgspec.DecodeError, RecursionError):
+        attributes = {}
+    if not isinstance(attributes, dict):
+        attributes = {}
+    directory, git_root = attributes.get("directory"), attributes.get("git_root")
+    return Place(
+        directory if isinstance(directory, str) else None,
+        git_root if isinstance(git_root, str) else None,
+        header.ts,
+    )
+
+
+def placed(session: StoredSession, directory: str | None, git_root: str | None) -> bool:
+    """Whether the session belongs to ``directory`` or ``git_root`` (None matches nothing)."""
+    return (directory is not None and session.directory == directory) or (
+        git_root is not None and session.git_root == git_root
+    )
+
+
+def fact_record(name: str, value: object, ts: dt.datetime, *, key: str | None = None) -> Record:
+    """A fact line: ``value`` (any JSON value) under ``name`` and ``key``."""
+    return Record(k=KIND_FACT, id=new_id(), ts=ts, type=name, key=key, data=msgspec.Raw(_json_encoder.encode(value)))
+
+
+def to_session(
+    session_id: str, place: Place, state: LogState, read_fact: Callable[[FactRef], msgspec.Raw | None]
+) -> StoredSession:
+    """The session a log's summary describes; ``read_fact`` reads a value not kept in the summary."""
+    server = state.fact(FACT_SERVER_SESSION)
+    archived = state.fact(FACT_ARCHIVED)
+    server_raw = None
+    if server is not None:
+        server_raw = server.value if server.value is not None else read_fact(server)
+    return StoredSession(
+        id=session_id,
+        directory=place.directory,
+        git_root=place.git_root,
+        server_session_id=loads_str(server_raw) if server_raw is not None else None,
+        created_at=place.created_at,
+        updated_at=state.head_ts or place.created_at,
+        archived_at=archived.ts if archived is not None and _is_true(archived.value) else None,
+        head_id=state.head_id,
+        event_count=state.events,
+    )
+
+
+def _is_true(raw: msgspec.Raw | None) -> bool:
+    return raw is not None and bytes(raw).strip() == b"true"
+
+
+def loads_str(raw: msgspec.Raw) -> str | None:
+    """The string a raw JSON value holds, or None for anything else (a newer version's, or a hand edit)."""
+    try:
+        value = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None

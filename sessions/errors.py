@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+from eventlog import LogBusy, LogWriteError, StaleHead, UnsafeLogPath
+
 __all__ = [
     "DamagedLogWarning",
     "SessionBusy",
@@ -12,6 +17,7 @@ __all__ = [
     "SessionWriteError",
     "SessionsError",
     "UnsafeStorePath",
+    "translate_log_errors",
 ]
 
 
@@ -55,3 +61,23 @@ class UnsafeStorePath(SessionsError, ValueError):
 
 class DamagedLogWarning(UserWarning):
     """A session log had lines that could not be read; they were skipped, not deleted."""
+
+
+_T = TypeVar("_T")
+
+
+def translate_log_errors(call: Callable[[], _T], session_id: str) -> _T:
+    """Run a log-layer call, raising its errors as the session errors callers know."""
+    try:
+        return call()
+    except StaleHead as exc:
+        raise SessionConflict(
+            f"session {session_id} was changed by another writer (its head is now {exc.actual}); "
+            "nothing was written: resume the session again, then retry"
+        ) from exc
+    except LogBusy as exc:
+        raise SessionBusy(f"session {session_id} is busy: {exc}") from exc
+    except LogWriteError as exc:
+        raise SessionWriteError(exc.errno, f"session {session_id}: {exc}") from exc
+    except UnsafeLogPath as exc:
+        raise UnsafeStorePath(str(exc)) from exc

@@ -8,8 +8,6 @@ saves reading them.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import operator
 import os
 import threading
 import time
@@ -17,7 +15,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, Self, TypeVar
+from typing import Final, Self
 
 import msgspec
 
@@ -26,15 +24,12 @@ from eventlog import (
     KIND_EVENT,
     KIND_FACT,
     KIND_HEADER,
+    FactRef,
     LogBusy,
     LogFile,
     LogState,
-    LogWriteError,
     Record,
-    StaleHead,
-    UnsafeLogPath,
     ensure_private_dir,
-    new_id,
     order_events,
     stream_linear_events,
     utcnow,
@@ -42,47 +37,48 @@ from eventlog import (
 )
 from eventlog._lock import check_timeout
 from eventlog.durability import check_durability
-from eventlog.reader import open_regular, read_fd
-from eventlog.record import decode_record
+from eventlog.reader import open_regular, read_header, read_record_at
 from sessions import conflicts
-from sessions._layout import LOG_SUFFIX, Layout, Scan
-from sessions._mapping import Conversation, check_event, event_record, require_str, stored_event, typed_event
+from sessions._layout import Layout
+from sessions._mapping import (
+    FACT_ARCHIVED,
+    FACT_METADATA,
+    FACT_SERVER_SESSION,
+    Conversation,
+    Place,
+    check_event,
+    event_record,
+    fact_record,
+    loads_str,
+    place_of,
+    require_str,
+    stored_event,
+    to_session,
+    typed_event,
+)
+from sessions.catalog import Catalog
 from sessions.errors import (
     DamagedLogWarning,
     SessionBusy,
-    SessionConflict,
     SessionExists,
     SessionNotFound,
-    SessionWriteError,
     UnsafeStorePath,
+    translate_log_errors,
 )
 from sessions.events import deserialize_event
-from sessions.index import Listing, Row, SessionIndex
+from sessions.index import Row, SessionIndex
 from sessions.models import SessionBatch, StoredEvent, StoredSession, VerifyReport
 from sessions.protocol import SessionService, check_session_id
 from sessions.tree import SessionTree, read_session_tree
 
 __all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
 
-FACT_METADATA: Final = "metadata"
-FACT_SERVER_SESSION: Final = "server_session_id"
-FACT_ARCHIVED: Final = "archived"
 SAVE_LAG: Final = 1 << 16
 """Save a session's row once its log has grown this many bytes past the saved one (and at close)."""
 OPEN_LOGS: Final = 128
 """Logs whose descriptors stay open between appends; the least recently used are closed beyond this."""
 
-_T = TypeVar("_T")
 _json_encoder: Final = msgspec.json.Encoder()
-_any_decoder: Final = msgspec.json.Decoder(Any)
-
-
-class _Place(msgspec.Struct, frozen=True):
-    """What a session's header says: where it belongs and when it began."""
-
-    directory: str | None
-    git_root: str | None
-    created_at: dt.datetime
 
 
 class LocalSessionService:
@@ -100,8 +96,9 @@ class LocalSessionService:
         self.locks_dir = self.layout.locks_dir
         self.trash_dir = self.layout.trash_dir
         self._index = SessionIndex(self.layout.index_path, self.locks_dir / "index.lock")
+        self._catalog = Catalog(self.layout, self._index, lambda sid, row: self._summary(sid, row)[0])
         self._logs: OrderedDict[str, LogFile] = OrderedDict()
-        self._places: dict[str, _Place] = {}
+        self._places: dict[str, Place] = {}
         self._written: set[str] = set()
         self._saved: dict[str, int] = {}
         """Log bytes each session's saved row covers, as far as this process knows."""
@@ -195,7 +192,7 @@ class LocalSessionService:
         if row is not None:
             self._saved.setdefault(session_id, row.log.size)
         try:
-            state = _translate(lambda: log.state(known=row.log if row is not None else None), session_id)
+            state = translate_log_errors(lambda: log.state(known=row.log if row is not None else None), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
         place = self._place(session_id, state, row)
@@ -204,8 +201,8 @@ class LocalSessionService:
             # A sync tool's conflict copies: every reader sees the union (sessions/conflicts.py).
             union = conflicts.union_state(log.path, copies)
             if union is not None:
-                return _to_session(session_id, place, union, self.log_path(session_id)), union
-        session = _to_session(session_id, place, state, self.log_path(session_id))
+                return to_session(session_id, place, union, self._fact_reader(session_id)), union
+        session = to_session(session_id, place, state, self._fact_reader(session_id))
         saved = self._saved.get(session_id)
         if saved is None or not 0 <= state.size - saved < SAVE_LAG:
             self._put(session_id, state, session)
@@ -214,25 +211,25 @@ class LocalSessionService:
     def _put(self, session_id: str, state: LogState, session: StoredSession | None = None) -> None:
         """Hand the index a new row for the session (saved at its next flush)."""
         if session is None:
-            session = _to_session(session_id, self._place(session_id, state, None), state, self.log_path(session_id))
+            session = to_session(session_id, self._place(session_id, state, None), state, self._fact_reader(session_id))
         self._index.put(Row(session=session, log=state))
         self._saved[session_id] = state.size
 
-    def _place(self, session_id: str, state: LogState, row: Row | None) -> _Place:
+    def _place(self, session_id: str, state: LogState, row: Row | None) -> Place:
         place = self._places.get(session_id)
         if place is not None:
             return place
         if state.header is not None:
-            place = _place_of(state.header)
+            place = place_of(state.header)
         elif row is not None:
-            place = _Place(row.session.directory, row.session.git_root, row.session.created_at)
+            place = Place(row.session.directory, row.session.git_root, row.session.created_at)
         else:
             row = self._index.row(session_id)
             if row is None:  # a summary without its header: read the header line
-                header = _read_header(self.log_path(session_id))
-                place = _place_of(header) if header is not None else _Place(None, None, utcnow())
+                header = read_header(self.log_path(session_id))
+                place = place_of(header) if header is not None else Place(None, None, utcnow())
             else:
-                place = _Place(row.session.directory, row.session.git_root, row.session.created_at)
+                place = Place(row.session.directory, row.session.git_root, row.session.created_at)
         self._places[session_id] = place
         return place
 
@@ -258,13 +255,13 @@ class LocalSessionService:
         )
         before = self.layout.stamp()
         try:
-            state = _translate(lambda: log.create(header, records), session_id)
+            state = translate_log_errors(lambda: log.create(header, records), session_id)
         except FileExistsError:
             raise SessionExists(f"session {session_id} already exists in {self.root}") from None
         self.layout.note_created(session_id, before)
-        place = _place_of(header)
+        place = place_of(header)
         self._places[session_id] = place
-        session = _to_session(session_id, place, state, self.log_path(session_id))
+        session = to_session(session_id, place, state, self._fact_reader(session_id))
         self._put(session_id, state, session)
         self._index.flush()
         return session
@@ -287,116 +284,15 @@ class LocalSessionService:
         go to the larger session id (UUIDv7: the later created). Reads the
         index, and a log only where the index is behind it.
         """
-        if directory is None and git_root is None:
-            return None
-        cutoff = utcnow() - dt.timedelta(seconds=max_age_secs)
-        scan = self._scan()
-        rows = self._index.rows_near(directory, git_root)
-        candidates = set(rows)
-        unindexed: set[str] = set()
-        if scan.logs is not None:  # listed: logs without a row are candidates too, wherever they are
-            unindexed = set(scan.logs) - self._index.ids()
-            candidates = candidates.intersection(scan.logs) | unindexed
-        best: StoredSession | None = None
-        all_read = True
-        for session_id in sorted(candidates):
-            session = self._current(session_id, rows.get(session_id), scan.copies)
-            if session is None:
-                all_read = all_read and session_id not in unindexed
-                continue
-            if not _placed(session, directory, git_root):
-                continue
-            if session.archived_at is not None or session.updated_at <= cutoff:
-                continue
-            if best is None or (session.updated_at, session.id) > (best.updated_at, best.id):
-                best = session
-        self._index.flush()
-        if all_read:
-            self._note_listing(scan)
-        return best
-
-    def _scan(self) -> Scan:
-        """What ``sessions/`` holds: the cached scan, else the index's saved listing, else a new scan."""
-        stamp = self.layout.stamp()
-        cached = self.layout.cached(stamp)
-        if cached is not None:
-            return cached
-        listing = self._index.listing()
-        if listing is not None and (listing.ino, listing.ctime_ns) == stamp:
-            copies = {sid: [self.sessions_dir / name for name in names] for sid, names in listing.copies.items()}
-            scan = Scan(stamp, True, None, copies, [], time.time_ns())
-            self.layout.adopt(scan)
-            return scan
-        return self.layout.scan()
-
-    def _note_listing(self, scan: Scan) -> None:
-        """Save a scan in which every log has a row, so a new process need not list the folder."""
-        if not scan.trusted or scan.logs is None:
-            return
-        saved = self._index.listing()
-        if saved is not None and (saved.ino, saved.ctime_ns) == scan.stamp:
-            return
-        copies = {sid: [path.name for path in paths] for sid, paths in scan.copies.items()}
-        self._index.note_listing(Listing(ino=scan.stamp[0], ctime_ns=scan.stamp[1], copies=copies))
-
-    def copies_of(self, session_id: str) -> list[Path]:
-        """The sync conflict copies beside one session's log (see :mod:`sessions.conflicts`)."""
-        return list(self._scan().copies.get(session_id, ()))
-
-    def _current(self, session_id: str, row: Row | None, copies: dict[str, list[Path]]) -> StoredSession | None:
-        """The session from its row when the row covers its log as it is (one ``stat``), else from the log."""
-        try:
-            if row is not None and session_id not in copies:
-                st = os.stat(self.layout.log_name(session_id), follow_symlinks=False)
-                if row.log.covers(st) and not row.log.racy:
-                    return row.session
-            return self._summary(session_id, row)[0]
-        except (FileNotFoundError, SessionNotFound):
-            return None
-        except UnsafeStorePath as exc:
-            warnings.warn(str(exc), DamagedLogWarning, stacklevel=3)
-            return None
+        return self._catalog.find_resumable(directory, git_root, max_age_secs)
 
     def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]:
         """Every session, most recently updated first (ties: larger id first)."""
-        scan = self._scan()
-        for path in scan.unsafe:
-            warnings.warn(
-                f"{path} is not a regular file; skipped (move it out of the store)", DamagedLogWarning, stacklevel=2
-            )
-        briefs = self._index.briefs()
-        sessions: list[StoredSession] = []
-        all_read = True
-        stale: list[str] = []
-        # One stat per log, relative to the folder: the row answers only for exactly the bytes it covers.
-        folder = os.open(self.sessions_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            for session_id in briefs if scan.logs is None else scan.logs:
-                brief = briefs.get(session_id)
-                if brief is None or brief.session is None or session_id in scan.copies:
-                    stale.append(session_id)
-                    continue
-                try:
-                    st = os.stat(session_id + LOG_SUFFIX, dir_fd=folder, follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if not brief.covers(st):
-                    stale.append(session_id)
-                elif include_archived or brief.session.archived_at is None:
-                    sessions.append(brief.session)
-        finally:
-            os.close(folder)
-        for session_id in stale:
-            session = self._current(session_id, None, scan.copies)
-            if session is None:
-                all_read = False
-            elif include_archived or session.archived_at is None:
-                sessions.append(session)
-        sessions.sort(key=_recency, reverse=True)
-        self._index.flush()
-        if all_read:
-            self._note_listing(scan)
-        return sessions
+        return self._catalog.list_sessions(include_archived=include_archived)
+
+    def copies_of(self, session_id: str) -> list[Path]:
+        """The sync conflict copies beside one session's log (see :mod:`sessions.conflicts`)."""
+        return self._catalog.copies_of(session_id)
 
     # -- events -----------------------------------------------------------------------
 
@@ -423,7 +319,7 @@ class LocalSessionService:
                 folded[0] = folded[0] and state.fold_lines(offset, chunk, records)
 
             try:
-                linear = _translate(lambda: stream_linear_events(path, typed_event, observe), session_id)
+                linear = translate_log_errors(lambda: stream_linear_events(path, typed_event, observe), session_id)
             except FileNotFoundError:
                 raise SessionNotFound(f"no session {session_id} in {self.root}") from None
             if linear is not None:
@@ -445,14 +341,16 @@ class LocalSessionService:
                     state.ino, state.ctime_ns, state.seen_ns = st.st_ino, st.st_ctime_ns, time.time_ns()
                     self._log(session_id).adopt(state)
                     if state.header is not None:
-                        self._places.setdefault(session_id, _place_of(state.header))
+                        self._places.setdefault(session_id, place_of(state.header))
             finally:
                 os.close(fd)
 
     def _read_events(self, session_id: str) -> list[Record]:
         path = self.log_path(session_id)
         try:
-            read = _translate(lambda: conflicts.read_with_copies(path, self.copies_of(session_id)), session_id)
+            read = translate_log_errors(
+                lambda: conflicts.read_with_copies(path, self.copies_of(session_id)), session_id
+            )
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
         if read.damaged or read.torn:
@@ -472,7 +370,9 @@ class LocalSessionService:
         """
         path = self.log_path(session_id)
         try:
-            return _translate(lambda: read_session_tree(session_id, path, self.copies_of(session_id)), session_id)
+            return translate_log_errors(
+                lambda: read_session_tree(session_id, path, self.copies_of(session_id)), session_id
+            )
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
 
@@ -528,9 +428,11 @@ class LocalSessionService:
         records = [event_record(session_id, event) for event in batch.events]
         ts = utcnow()
         if batch.server_session_id is not None:
-            records.append(_fact(FACT_SERVER_SESSION, require_str(batch.server_session_id, "server_session_id"), ts))
+            records.append(
+                fact_record(FACT_SERVER_SESSION, require_str(batch.server_session_id, "server_session_id"), ts)
+            )
         for key, value in batch.metadata.items():
-            records.append(_fact(FACT_METADATA, require_str(value, "value"), ts, key=require_str(key, "key")))
+            records.append(fact_record(FACT_METADATA, require_str(value, "value"), ts, key=require_str(key, "key")))
         if batch.create is not None:
             self._create(session_id, batch.create[0], batch.create[1], records)
         elif records:
@@ -548,7 +450,7 @@ class LocalSessionService:
                 log.adopt(row.log)  # extended, never trusted blindly: the append checks it against the file
                 self._saved.setdefault(session_id, row.log.size)
         try:
-            state = _translate(lambda: log.append(records), session_id)
+            state = translate_log_errors(lambda: log.append(records), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}; create it first") from None
         with self._mutex:
@@ -559,7 +461,7 @@ class LocalSessionService:
             self._index.flush()
 
     def _append_fact(self, session_id: str, name: str, value: object, key: str | None = None) -> None:
-        self._append(session_id, [_fact(name, value, utcnow(), key=key)])
+        self._append(session_id, [fact_record(name, value, utcnow(), key=key)])
 
     # -- session facts ----------------------------------------------------------------
 
@@ -583,9 +485,9 @@ class LocalSessionService:
         ref = state.fact(FACT_METADATA, key)
         if ref is None:
             return None
-        raw = ref.value if ref.value is not None else _read_at(self.log_path(session_id), ref.offset, ref.length)
+        raw = ref.value if ref.value is not None else self._fact_reader(session_id)(ref)
         # A value that is not a string (a newer version's, or edited by hand) reads as missing, not as a crash.
-        return _loads_str(raw) if raw is not None else None
+        return loads_str(raw) if raw is not None else None
 
     def set_metadata(self, session_id: str, key: str, value: str) -> None:
         """Store ``value`` under ``key`` (the newest write wins)."""
@@ -617,9 +519,9 @@ class LocalSessionService:
         """
         log = self._log(session_id)
         try:
-            torn = _translate(lambda: log.state().torn_bytes, session_id)
+            torn = translate_log_errors(lambda: log.state().torn_bytes, session_id)
             if torn:
-                _translate(log.repair, session_id)
+                translate_log_errors(log.repair, session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
         return torn
@@ -628,7 +530,7 @@ class LocalSessionService:
         """Check a session's log: damaged lines, torn tail, duplicates, gaps, forks, unknown types."""
         path = self.log_path(session_id)
         try:
-            report = _translate(lambda: verify_log(path, check_event), session_id)
+            report = translate_log_errors(lambda: verify_log(path, check_event), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
         unknown: dict[str, int] = {}
@@ -646,6 +548,16 @@ class LocalSessionService:
             unknown_types=unknown,
         )
 
+    def _fact_reader(self, session_id: str) -> Callable[[FactRef], msgspec.Raw | None]:
+        """Reads a fact value the summary keeps by offset: one bounded read of its line."""
+        path = self.log_path(session_id)
+
+        def read(ref: FactRef) -> msgspec.Raw | None:
+            record = read_record_at(path, ref.offset, ref.length)
+            return record.data if record is not None and record.k == KIND_FACT else None
+
+        return read
+
     @contextlib.contextmanager
     def session_lock(self, session_id: str) -> Iterator[None]:
         """Hold one session's append lock (merges hold it to exclude appends).
@@ -657,111 +569,3 @@ class LocalSessionService:
                 yield
         except LogBusy as exc:
             raise SessionBusy(f"session {session_id} is busy: {exc}") from exc
-
-
-def _fact(name: str, value: object, ts: dt.datetime, *, key: str | None = None) -> Record:
-    data = msgspec.Raw(_json_encoder.encode(value))
-    return Record(k=KIND_FACT, id=new_id(), ts=ts, type=name, key=key, data=data)
-
-
-_recency: Final = operator.attrgetter("updated_at", "id")
-"""Most recent first, ties to the larger (later created) id."""
-
-
-def _placed(session: StoredSession, directory: str | None, git_root: str | None) -> bool:
-    return (directory is not None and session.directory == directory) or (
-        git_root is not None and session.git_root == git_root
-    )
-
-
-def _place_of(header: Record) -> _Place:
-    try:
-        attributes = _any_decoder.decode(header.data)
-    except (msgspec.DecodeError, RecursionError):
-        attributes = {}
-    if not isinstance(attributes, dict):
-        attributes = {}
-    directory, git_root = attributes.get("directory"), attributes.get("git_root")
-    return _Place(
-        directory if isinstance(directory, str) else None,
-        git_root if isinstance(git_root, str) else None,
-        header.ts,
-    )
-
-
-def _read_header(path: Path) -> Record | None:
-    fd = open_regular(path)
-    try:
-        first = read_fd(fd, 0, 1 << 16).split(b"\n", 1)
-    finally:
-        os.close(fd)
-    if len(first) < 2:
-        return None
-    try:
-        record = decode_record(first[0])
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    return record if record.k == KIND_HEADER else None
-
-
-def _to_session(session_id: str, place: _Place, state: LogState, path: Path) -> StoredSession:
-    server = state.fact(FACT_SERVER_SESSION)
-    archived = state.fact(FACT_ARCHIVED)
-    server_raw = None
-    if server is not None:  # a long server id is kept by offset, not inline: one bounded read
-        server_raw = server.value if server.value is not None else _read_at(path, server.offset, server.length)
-    return StoredSession(
-        id=session_id,
-        directory=place.directory,
-        git_root=place.git_root,
-        server_session_id=_loads_str(server_raw) if server_raw is not None else None,
-        created_at=place.created_at,
-        updated_at=state.head_ts or place.created_at,
-        archived_at=archived.ts
-        if archived is not None and archived.value is not None and _is_true(archived.value)
-        else None,
-        head_id=state.head_id,
-        event_count=state.events,
-    )
-
-
-def _is_true(raw: msgspec.Raw | None) -> bool:
-    return raw is not None and bytes(raw).strip() == b"true"
-
-
-def _loads_str(raw: msgspec.Raw) -> str | None:
-    try:
-        value = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _read_at(path: Path, offset: int, length: int) -> msgspec.Raw | None:
-    """The value of the fact line at ``offset``: one bounded read."""
-    fd = open_regular(path)
-    try:
-        line = read_fd(fd, offset, offset + length)
-    finally:
-        os.close(fd)
-    try:
-        return decode_record(line.rstrip(b"\n")).data
-    except (msgspec.DecodeError, RecursionError):
-        return None
-
-
-def _translate(call: Callable[[], _T], session_id: str) -> _T:
-    """Run a log-layer call, raising its errors as the session errors callers know."""
-    try:
-        return call()
-    except StaleHead as exc:
-        raise SessionConflict(
-            f"session {session_id} was changed by another writer (its head is now {exc.actual}); "
-            "nothing was written: resume the session again, then retry"
-        ) from exc
-    except LogBusy as exc:
-        raise SessionBusy(f"session {session_id} is busy: {exc}") from exc
-    except LogWriteError as exc:
-        raise SessionWriteError(exc.errno, f"session {session_id}: {exc}") from exc
-    except UnsafeLogPath as exc:
-        raise UnsafeStorePath(str(exc)) from exc

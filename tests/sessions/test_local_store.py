@@ -30,7 +30,7 @@ from sessions import (
     UnsafeStorePath,
     UserMessage,
 )
-from sessions import store as service_module
+from sessions import catalog, store
 
 
 @pytest.fixture
@@ -444,24 +444,30 @@ def test_find_and_list_use_the_index_without_parsing_logs(
 # -- find_resumable edges that need a controlled clock ----------------------------------
 
 
+def _clock_at(monkeypatch: pytest.MonkeyPatch, now: dt.datetime) -> None:
+    """Stop the store's clock (what it stamps on writes, and what find_resumable ages against)."""
+    for module in (store, catalog):
+        monkeypatch.setattr(module, "utcnow", lambda: now)
+
+
 def test_max_age_is_strict(service: LocalSessionService, monkeypatch: pytest.MonkeyPatch) -> None:
     manager = _persisted(service)
     stored = service.get_session(manager.session_id)
     assert stored is not None
     at_edge = stored.updated_at + dt.timedelta(seconds=60)
-    monkeypatch.setattr(service_module, "utcnow", lambda: at_edge)
+    _clock_at(monkeypatch, at_edge)
     assert service.find_resumable("/proj", None, 60) is None
-    monkeypatch.setattr(service_module, "utcnow", lambda: at_edge - dt.timedelta(microseconds=1))
+    _clock_at(monkeypatch, at_edge - dt.timedelta(microseconds=1))
     assert service.find_resumable("/proj", None, 60) is not None
 
 
 def test_tie_on_updated_at_goes_to_the_larger_id(service: LocalSessionService, monkeypatch: pytest.MonkeyPatch) -> None:
     frozen = eventlog.utcnow()
-    monkeypatch.setattr(service_module, "utcnow", lambda: frozen)
+    _clock_at(monkeypatch, frozen)
     ids = sorted(new_id() for _ in range(3))
     for sid in (ids[1], ids[2], ids[0]):
         service.create_session(sid, "/same", None)
-    monkeypatch.setattr(service_module, "utcnow", lambda: frozen + dt.timedelta(seconds=1))
+    _clock_at(monkeypatch, frozen + dt.timedelta(seconds=1))
     for _ in range(3):  # the same answer every time, from any service
         found = LocalSessionService.open(service.root).find_resumable("/same", None, 3600)
         assert found is not None and found.id == ids[2]
