@@ -29,8 +29,9 @@ from sessions import (
     UnknownEvent,
     UnsafeStorePath,
     UserMessage,
+    catalog,
+    store,
 )
-from sessions import catalog, store
 
 
 @pytest.fixture
