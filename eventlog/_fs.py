@@ -23,6 +23,11 @@ unlink = os.unlink
 mkdir = os.mkdir
 
 
+def pread_into(fd: int, buffer: memoryview, offset: int) -> int:
+    """Read into ``buffer`` from ``offset``; how many bytes came (fewer at the end of the file)."""
+    return os.preadv(fd, [buffer], offset)
+
+
 def write_all(fd: int, data: bytes | memoryview) -> None:
     """Write every byte of ``data``: ``write`` may write less than asked (a full disk, a size limit)."""
     view = memoryview(data)

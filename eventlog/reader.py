@@ -144,37 +144,38 @@ def read_header(path: Path | str, limit: int = 1 << 16) -> Record | None:
     return record if record.k == KIND_HEADER else None
 
 
-def iter_chunks(fd: int, start: int, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+def iter_chunks(fd: int, start: int, stop: int | None = None) -> Iterator[tuple[int, bytearray]]:
     """Whole lines of an open file from ``start``, a chunk at a time, each with its offset.
 
-    Stops at the last newline before ``stop`` (or the end); a line longer than a
-    chunk is gathered in a list and joined once, so the cost stays linear in its size.
+    Stops at the last newline before ``stop`` (or the end). Each chunk is read
+    straight into a buffer of its own (decoded values may keep a view of it);
+    only the part line carried to the next chunk is copied, and a line longer
+    than a chunk grows its buffer by doubling, so the cost stays linear.
     """
-    pending: list[bytes] = []
-    pending_at = start
-    pos = start
+    carry: bytes | bytearray = b""
+    at = start  # the file offset of the chunk's first byte (the carried part line)
+    pos = start  # where the next read starts
+    want = CHUNK_BYTES
     while stop is None or pos < stop:
-        want = CHUNK_BYTES if stop is None else min(stop - pos, CHUNK_BYTES)
-        chunk = _fs.pread(fd, want, pos)
-        if not chunk:
+        size = want if stop is None else min(want, stop - pos)
+        buf = bytearray(len(carry) + size)
+        buf[: len(carry)] = carry
+        got = _fs.pread_into(fd, memoryview(buf)[len(carry) :], pos)
+        if not got:
             break
-        pos += len(chunk)
-        end = chunk.rfind(b"\n") + 1
+        pos += got
+        del buf[len(carry) + got :]
+        end = buf.rfind(b"\n") + 1
         if not end:
-            pending.append(chunk)
+            carry, want = buf, max(want, len(buf))  # no line ends yet: read on, in a bigger buffer
             continue
-        if pending:
-            pending.append(chunk[:end])
-            yield pending_at, b"".join(pending)
-            pending = []
-        else:
-            yield pending_at, chunk[:end] if end < len(chunk) else chunk
-        pending_at = pos - (len(chunk) - end)
-        if end < len(chunk):
-            pending.append(chunk[end:])
+        carry, want = bytes(buf[end:]), CHUNK_BYTES
+        del buf[end:]
+        yield at, buf
+        at += end
 
 
-def decode_each(buf: bytes, base: int) -> tuple[list[Record], list[int], list[int], list[Damage]]:
+def decode_each(buf: bytes | bytearray, base: int) -> tuple[list[Record], list[int], list[int], list[Damage]]:
     """Decode line by line, keeping offsets; the slow path, for damaged logs and folds."""
     records: list[Record] = []
     offsets: list[int] = []
@@ -236,12 +237,15 @@ class LinearEvents(NamedTuple, Generic[_T]):
 
 
 def stream_linear_events(
-    path: Path, convert: Callable[[Record], _T], observe: Callable[[int, bytes, list[Record]], None] | None = None
+    path: Path,
+    convert: Callable[[Record], _T],
+    observe: Callable[[int, bytearray, list[Record], bool], None] | None = None,
 ) -> LinearEvents[_T] | None:
     """Convert every event of a clean, linear log, reading it a chunk at a time.
 
     :param convert: called once per event record, in file order.
-    :param observe: called with each chunk's offset, bytes and records (a summary folds them).
+    :param observe: called with each chunk's offset, bytes and records, and whether all of them are
+        events (checked to continue the chain): a summary folds them.
     :returns: the converted events, or None if the log is not clean and linear.
     :raises UnsafeLogPath: if ``path`` is a symlink or not a regular file.
     :raises FileNotFoundError: if there is no log.
@@ -257,14 +261,17 @@ def stream_linear_events(
                 records = decode_lines(chunk)
             except (msgspec.DecodeError, RecursionError):
                 return None
+            only_events = True
             for record in records:
                 if record.k == KIND_EVENT:
                     if record.parent != (head.id if head is not None else None):
                         return None
                     head = record
                     events.append(convert(record))
+                else:
+                    only_events = False
             if observe is not None:
-                observe(offset, chunk, records)
+                observe(offset, chunk, records, only_events)
             covered = offset + len(chunk)
         if covered != size:
             return None  # a torn tail: let the tolerant reader report it

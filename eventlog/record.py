@@ -78,7 +78,7 @@ def encode_records(records: list[Record]) -> bytes:
     return bytes(buf)
 
 
-def decode_record(line: bytes | memoryview) -> Record:
+def decode_record(line: bytes | bytearray | memoryview) -> Record:
     """Decode one line (without its newline).
 
     :raises msgspec.DecodeError: if the line is not a valid record.
@@ -90,7 +90,7 @@ def decode_record(line: bytes | memoryview) -> Record:
         raise _invalid_utf8(exc) from exc
 
 
-def decode_lines(buf: bytes | memoryview) -> list[Record]:
+def decode_lines(buf: bytes | bytearray | memoryview) -> list[Record]:
     """Decode a buffer of whole lines at once; the fast path for clean logs.
 
     :raises msgspec.DecodeError: if any line is not a valid record.
@@ -102,10 +102,10 @@ def decode_lines(buf: bytes | memoryview) -> list[Record]:
         raise _invalid_utf8(exc) from exc
 
 
-def _check_utf8(buf: bytes | memoryview) -> None:
+def _check_utf8(buf: bytes | bytearray | memoryview) -> None:
     # msgspec checks the strings it decodes but not a Raw payload, so one bad byte in
     # ``data`` would only fail later, when a caller turns the payload into text.
-    if isinstance(buf, bytes) and buf.isascii():
+    if isinstance(buf, bytes | bytearray) and buf.isascii():
         return
     str(buf, "utf-8")
 

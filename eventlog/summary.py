@@ -110,7 +110,15 @@ class LogState(msgspec.Struct, kw_only=True, omit_defaults=True):
             self.header = record
         return True
 
-    def fold_lines(self, offset: int, chunk: bytes, records: list[Record] | None = None) -> bool:
+    def fold_chained(self, offset: int, chunk: bytes | bytearray, records: list[Record]) -> None:
+        """Fold lines that are all events already checked to continue this summary's head (a resume's pass)."""
+        if records:
+            self.head_id, self.head_ts = records[-1].id, records[-1].ts
+            self.events += len(records)
+        self.size = offset + len(chunk)
+        self.tail = (self.tail + bytes(chunk[-TAIL_BYTES:]))[-TAIL_BYTES:]
+
+    def fold_lines(self, offset: int, chunk: bytes | bytearray, records: list[Record] | None = None) -> bool:
         """Fold a buffer of whole lines starting at byte ``offset``; False if the chain stopped being straight.
 
         :param records: the buffer already decoded with ``decode_lines``, if the caller has it.
@@ -138,7 +146,7 @@ class LogState(msgspec.Struct, kw_only=True, omit_defaults=True):
                 if not self.fold(record, at, length):
                     return False
         self.size = offset + len(chunk)
-        self.tail = (self.tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
+        self.tail = (self.tail + bytes(chunk[-TAIL_BYTES:]))[-TAIL_BYTES:]
         return True
 
     def still_ends(self, fd: int) -> bool:
@@ -189,7 +197,7 @@ def _fold_tree(fd: int, stop: int) -> LogState:
             else:
                 state.fold(record, at, length)
         state.size = offset + len(chunk)
-        state.tail = (state.tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
+        state.tail = (state.tail + bytes(chunk[-TAIL_BYTES:]))[-TAIL_BYTES:]
     head = active_head(events)
     if head is not None:
         state.head_id, state.head_ts, state.events = head.record.id, head.record.ts, head.unique

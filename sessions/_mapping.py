@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
@@ -22,6 +23,7 @@ __all__ = [
     "event_record",
     "fact_record",
     "loads_str",
+    "path_text",
     "place_of",
     "placed",
     "require_str",
@@ -108,6 +110,18 @@ class Place(msgspec.Struct, frozen=True):
     directory: str | None
     git_root: str | None
     created_at: dt.datetime
+
+
+def path_text(path: str | None) -> str | None:
+    """A directory name as stored: itself, or, if it holds bytes that are not UTF-8 (which Python gives as
+    surrogate escapes and JSON cannot carry), those bytes written as ``\\xNN``."""
+    if path is None:
+        return None
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return path
 
 
 def place_of(header: Record) -> Place:

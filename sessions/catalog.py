@@ -20,8 +20,8 @@ from typing import Final
 
 from eventlog import utcnow
 from sessions._layout import LOG_SUFFIX, Layout, Scan
-from sessions._mapping import placed
-from sessions.errors import DamagedLogWarning, SessionNotFound, UnsafeStorePath
+from sessions._mapping import path_text, placed
+from sessions.errors import DamagedLogWarning, SessionNotFound, SessionReadError, UnsafeStorePath
 from sessions.index import Listing, Row, SessionIndex
 from sessions.models import StoredSession
 
@@ -46,6 +46,7 @@ class Catalog:
         """See :meth:`sessions.LocalSessionService.find_resumable`."""
         if directory is None and git_root is None:
             return None
+        directory, git_root = path_text(directory), path_text(git_root)
         cutoff = utcnow() - dt.timedelta(seconds=max_age_secs)
         scan = self.scan()
         rows = self._index.rows_near(directory, git_root)
@@ -132,6 +133,16 @@ class Catalog:
         """The sync conflict copies beside one session's log (see :mod:`sessions.conflicts`)."""
         return list(self.scan().copies.get(session_id, ()))
 
+    def note_created(self, before: tuple[int, int]) -> None:
+        """After this process created a log (its row already put): if the saved listing was of the folder
+        just before, save one of the folder now, so a new process still need not list it."""
+        saved = self._index.listing()
+        if saved is None or (saved.ino, saved.ctime_ns) != before:
+            return
+        self._index.flush()  # the new log's row goes first
+        ino, ctime_ns = self._layout.stamp()
+        self._index.note_listing(Listing(ino=ino, ctime_ns=ctime_ns, copies=saved.copies))
+
     def _note_listing(self, scan: Scan) -> None:
         """Save a scan in which every log has a row, so a new process need not list the folder."""
         if not scan.trusted or scan.logs is None:
@@ -152,6 +163,6 @@ class Catalog:
             return self._summarize(session_id, row)
         except (FileNotFoundError, SessionNotFound):
             return None
-        except UnsafeStorePath as exc:
-            warnings.warn(str(exc), DamagedLogWarning, stacklevel=4)
+        except (UnsafeStorePath, SessionReadError) as exc:
+            warnings.warn(f"{exc}; skipped", DamagedLogWarning, stacklevel=4)
             return None

@@ -14,6 +14,7 @@ __all__ = [
     "SessionExists",
     "SessionHistoryMismatch",
     "SessionNotFound",
+    "SessionReadError",
     "SessionWriteError",
     "SessionsError",
     "UnsafeStorePath",
@@ -55,6 +56,10 @@ class SessionWriteError(SessionsError, OSError):
     """The disk refused a write (full, I/O error); nothing acknowledged was lost."""
 
 
+class SessionReadError(SessionsError, OSError):
+    """The disk refused a read (an I/O error); nothing was changed. The message names the session and file."""
+
+
 class UnsafeStorePath(SessionsError, ValueError):
     """A log or index is a symlink or not a regular file, so it is refused."""
 
@@ -81,3 +86,11 @@ def translate_log_errors(call: Callable[[], _T], session_id: str) -> _T:
         raise SessionWriteError(exc.errno, f"session {session_id}: {exc}") from exc
     except UnsafeLogPath as exc:
         raise UnsafeStorePath(str(exc)) from exc
+    except (FileNotFoundError, FileExistsError):
+        raise  # callers say which session is missing, or that it exists
+    except OSError as exc:
+        raise SessionReadError(
+            exc.errno,
+            f"session {session_id}: {exc.strerror or exc} reading {exc.filename or 'its log'}; "
+            "nothing was changed: check the disk, then retry",
+        ) from exc

@@ -351,7 +351,8 @@ class SessionIndex:
             self._pending.clear()
             size = self._append(data)
             # The sorted part ends where the last compaction left it; a file without one has none.
-            base_end = self._view.base_end if self._view is not None else 0
+            view = self._look()
+            base_end = view.base_end if view is not None else 0
             if size and size - base_end > max(_TAIL_MIN, base_end // 16):
                 self.compact()
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 import msgspec
 
-from eventlog import FORMAT_VERSION, KIND_HEADER, decode_record, sync_dir, sync_file, verify_log
+from eventlog import FORMAT_VERSION, KIND_HEADER, decode_record, move_to_trash, sync_dir, sync_file, verify_log
 from sessions.conflicts import merge_conflict_copies
 from sessions.errors import SessionNotFound, SessionsError, UnsafeStorePath
 from sessions.events import deserialize_event
@@ -154,7 +155,35 @@ def _saved_index(path: Path) -> dict[str, Any] | None:
     return rows
 
 
+TEMPORARY_AGE_SECS: Final = 3600.0
+"""A temporary file this old was left by a write that was interrupted; a live one is younger."""
+
+
+def _remove_temporary_files(service: LocalSessionService, dry_run: bool, track: Track) -> list[str]:
+    """Move to ``trash/`` the half-written files (``.*.tmp``) a killed merge, import or index save left."""
+    changes = []
+    now = time.time()
+    for folder in (service.sessions_dir, service.root):
+        with os.scandir(folder) as entries:
+            leftovers = [
+                Path(entry.path)
+                for entry in entries
+                if entry.name.startswith(".")
+                and entry.name.endswith(".tmp")
+                and entry.is_file(follow_symlinks=False)
+                and now - entry.stat(follow_symlinks=False).st_mtime > TEMPORARY_AGE_SECS
+            ]
+        for path in sorted(leftovers):
+            if dry_run:
+                changes.append(f"{path.name}: would move this file left by an interrupted write to trash/")
+                continue
+            kept = move_to_trash(path, service.trash_dir, durable=service.durability == "fsync")
+            changes.append(f"{path.name}: a file left by an interrupted write, moved to {kept}")
+    return changes
+
+
 DOCTOR_STEPS: Final = (
+    DoctorStep("remove temporary files", _remove_temporary_files),
     DoctorStep("merge conflict copies", _merge_conflict_copies),
     DoctorStep("repair torn tails", _repair_torn_tails),
     DoctorStep("rebuild the index", _rebuild_index),

@@ -50,6 +50,7 @@ from sessions._mapping import (
     event_record,
     fact_record,
     loads_str,
+    path_text,
     place_of,
     require_str,
     stored_event,
@@ -246,6 +247,7 @@ class LocalSessionService:
         self, session_id: str, directory: str | None, git_root: str | None, records: list[Record]
     ) -> StoredSession:
         log = self._log(session_id)
+        directory, git_root = path_text(directory), path_text(git_root)
         header = Record(
             k=KIND_HEADER,
             id=session_id,
@@ -259,6 +261,7 @@ class LocalSessionService:
         except FileExistsError:
             raise SessionExists(f"session {session_id} already exists in {self.root}") from None
         self.layout.note_created(session_id, before)
+        self._catalog.note_created(before)
         place = place_of(header)
         self._places[session_id] = place
         session = to_session(session_id, place, state, self._fact_reader(session_id))
@@ -315,8 +318,11 @@ class LocalSessionService:
             state = LogState()
             folded = [True]
 
-            def observe(offset: int, chunk: bytes, records: list[Record]) -> None:
-                folded[0] = folded[0] and state.fold_lines(offset, chunk, records)
+            def observe(offset: int, chunk: bytearray, records: list[Record], only_events: bool) -> None:
+                if only_events and folded[0]:
+                    state.fold_chained(offset, chunk, records)
+                else:
+                    folded[0] = folded[0] and state.fold_lines(offset, chunk, records)
 
             try:
                 linear = translate_log_errors(lambda: stream_linear_events(path, typed_event, observe), session_id)
