@@ -84,7 +84,7 @@ def decode_record(line: bytes | bytearray | memoryview) -> Record:
     :raises msgspec.DecodeError: if the line is not a valid record.
     """
     try:
-        _check_utf8(line)
+        check_utf8(line)
         return _decoder.decode(line)
     except UnicodeDecodeError as exc:
         raise _invalid_utf8(exc) from exc
@@ -96,13 +96,14 @@ def decode_lines(buf: bytes | bytearray | memoryview) -> list[Record]:
     :raises msgspec.DecodeError: if any line is not a valid record.
     """
     try:
-        _check_utf8(buf)
+        check_utf8(buf)
         return _decoder.decode_lines(buf)
     except UnicodeDecodeError as exc:
         raise _invalid_utf8(exc) from exc
 
 
-def _check_utf8(buf: bytes | bytearray | memoryview) -> None:
+def check_utf8(buf: bytes | bytearray | memoryview) -> None:
+    """Raise UnicodeDecodeError unless ``buf`` is UTF-8 (msgspec checks strings, not raw payloads)."""
     # msgspec checks the strings it decodes but not a Raw payload, so one bad byte in
     # ``data`` would only fail later, when a caller turns the payload into text.
     if isinstance(buf, bytes | bytearray) and buf.isascii():

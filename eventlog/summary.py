@@ -115,6 +115,10 @@ class LogState(msgspec.Struct, kw_only=True, omit_defaults=True):
         if records:
             self.head_id, self.head_ts = records[-1].id, records[-1].ts
             self.events += len(records)
+        self.advance(offset, chunk)
+
+    def advance(self, offset: int, chunk: bytes | bytearray) -> None:
+        """Cover ``chunk``, the lines at ``offset``, whose records the caller has folded."""
         self.size = offset + len(chunk)
         self.tail = (self.tail + bytes(chunk[-TAIL_BYTES:]))[-TAIL_BYTES:]
 

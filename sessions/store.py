@@ -31,7 +31,6 @@ from eventlog import (
     Record,
     ensure_private_dir,
     order_events,
-    stream_linear_events,
     utcnow,
     verify_log,
 )
@@ -55,8 +54,8 @@ from sessions._mapping import (
     require_str,
     stored_event,
     to_session,
-    typed_event,
 )
+from sessions._resume import read_linear
 from sessions.catalog import Catalog
 from sessions.errors import (
     DamagedLogWarning,
@@ -315,22 +314,12 @@ class LocalSessionService:
         """
         path = self.log_path(session_id)
         if not self.copies_of(session_id):
-            state = LogState()
-            folded = [True]
-
-            def observe(offset: int, chunk: bytearray, records: list[Record], only_events: bool) -> None:
-                if only_events and folded[0]:
-                    state.fold_chained(offset, chunk, records)
-                else:
-                    folded[0] = folded[0] and state.fold_lines(offset, chunk, records)
-
             try:
-                linear = translate_log_errors(lambda: stream_linear_events(path, typed_event, observe), session_id)
+                linear = translate_log_errors(lambda: read_linear(path), session_id)
             except FileNotFoundError:
                 raise SessionNotFound(f"no session {session_id} in {self.root}") from None
             if linear is not None:
-                if folded[0]:
-                    self._adopt(session_id, path, state)
+                self._adopt(session_id, path, linear.state)
                 head = linear.head
                 return Conversation(linear.events, head.id if head else None, head.ts if head else None)
         stored = self.load_events(session_id)

@@ -7,11 +7,14 @@ must fall back to the tolerant reader, with the same events and warnings.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import warnings
 from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import eventlog.reader
 from eventlog import KIND_EVENT, Record, encode_records, new_id, stream_linear_events
@@ -188,3 +191,66 @@ def test_resume_uses_it_and_can_continue(service: LocalSessionService) -> None:
     assert resumed.last_event_at == service.load_events(session_id)[-1].created_at
     resumed.manager.persist_events([*resumed.events, UserMessage("more")])
     assert service.load_conversation(session_id).events == [*events, UserMessage("more")]
+
+
+_line_kinds = st.sampled_from(["user", "text", "tool", "unknown", "bad_payload", "meta", "server", "archive", "blank"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(kinds=st.lists(_line_kinds, max_size=40), chunk=st.sampled_from([64, 300, 1 << 16]))
+def test_the_one_pass_reader_answers_as_the_general_one(kinds: list[str], chunk: int) -> None:
+    """Any mix of event types, facts, unknown types, payloads of the wrong shape and blank lines, cut into
+    chunks anywhere: the same typed events and head as ``load_events``, and the summary a fresh fold makes."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(eventlog.reader, "CHUNK_BYTES", chunk)
+        service = LocalSessionService.open(Path(tmp), durability="flush")
+        manager = SessionManager.create_new(service, "/p", None)
+        manager.persist_events([UserMessage("first")])
+        path = service.log_path(manager.session_id)
+        parent = manager.head_id
+        lines = []
+        for n, kind in enumerate(kinds):
+            if kind == "blank":
+                lines.append(b"  ")
+                continue
+            if kind in ("meta", "server", "archive"):
+                name = {"meta": "metadata", "server": "server_session_id", "archive": "archived"}[kind]
+                # Some values too long to be kept in the summary: read back by their offsets.
+                value = {"meta": f"v{n}" * (1 + n % 3 * 40), "server": f"s{n}", "archive": n % 2 == 0}[kind]
+                record = Record(
+                    k="fact",
+                    id=new_id(),
+                    ts=dt.datetime.now(dt.UTC),
+                    type=name,
+                    key="k" if kind == "meta" else None,
+                    data=msgspec.Raw(msgspec.json.encode(value)),
+                )
+            else:
+                event_type, data = {
+                    "user": ("user_message", {"content": f"u{n}"}),
+                    "text": ("text", {"content": f"t{n}"}),
+                    "tool": ("tool_call", {"id": f"c{n}", "name": "x", "input": {"n": n}}),
+                    "unknown": ("from_the_future", {"x": n}),
+                    "bad_payload": ("text", {"content": n}),
+                }[kind]
+                record = Record(
+                    k=KIND_EVENT,
+                    id=new_id(),
+                    ts=dt.datetime.now(dt.UTC),
+                    parent=parent,
+                    inv="i",
+                    type=event_type,
+                    data=msgspec.Raw(msgspec.json.encode(data)),
+                )
+                parent = record.id
+            lines.append(encode_records([record]).rstrip(b"\n"))
+        with path.open("ab") as log:
+            log.write(b"".join(line + b"\n" for line in lines))
+        fresh = LocalSessionService.open(Path(tmp))
+        got = fresh.load_conversation(manager.session_id)
+        assert (got.events, got.head_id, got.last_event_at) == _typed_load_events(fresh, manager.session_id)
+        folded = LocalSessionService.open(Path(tmp)).get_session(manager.session_id)
+        assert fresh.get_session(manager.session_id) == folded
+        assert fresh.get_metadata(manager.session_id, "k") == LocalSessionService.open(Path(tmp)).get_metadata(
+            manager.session_id, "k"
+        )

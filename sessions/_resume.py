@@ -1,0 +1,149 @@
+"""A resume's one pass over a clean, linear log: typed events and the log's summary together.
+
+The general reader decodes each line's envelope (with the payload kept raw),
+then types each payload: every payload byte is parsed twice. Here each line is
+decoded in one go, as a tagged union keyed on the record's ``type``: one struct
+per event type (with its payload typed) and one per fact the store writes
+(payload raw). A chunk holding anything else (the header, an event type this
+version does not know, a damaged line, a payload of the wrong shape) is decoded
+the general way instead, so the answer is always the general reader's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Final, NamedTuple, Union
+
+import msgspec
+
+from eventlog import KIND_EVENT, KIND_FACT, LogState, Record
+from eventlog.reader import iter_chunks, open_regular
+from eventlog.record import check_utf8, decode_lines
+from sessions._mapping import FACT_ARCHIVED, FACT_METADATA, FACT_SERVER_SESSION, typed_event
+from sessions.events import EVENT_TYPES, ConversationEvent, UnknownEvent
+
+__all__ = ["Resumed", "read_linear"]
+
+
+class Resumed(NamedTuple):
+    """The typed events of a clean, linear log, its head, and its summary."""
+
+    events: list[ConversationEvent | UnknownEvent]
+    head: Record | None
+    state: LogState
+
+
+def _line_struct(tag: str, data: Any, *, fact: bool) -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any, Any] | tuple[str, Any]] = [
+        ("k", str),
+        ("id", str),
+        ("ts", dt.datetime),
+        ("key" if fact else "parent", str | None, None),
+        ("inv", str | None, None),
+        ("data", data),
+    ]
+    name = f"_{'Fact' if fact else 'Event'}Line_{tag}"
+    return msgspec.defstruct(name, fields, tag_field="type", tag=tag, kw_only=True, gc=False)
+
+
+_EVENT_LINES: Final = {_line_struct(tag, cls, fact=False): tag for tag, cls in EVENT_TYPES.items()}
+_FACT_LINES: Final = {
+    _line_struct(tag, msgspec.Raw, fact=True): tag for tag in (FACT_METADATA, FACT_SERVER_SESSION, FACT_ARCHIVED)
+}
+_decoder: Final = msgspec.json.Decoder(Union[tuple([*_EVENT_LINES, *_FACT_LINES])])  # noqa: UP007 - built at run time
+
+
+def read_linear(path: Path) -> Resumed | None:
+    """Type every event of the log at ``path`` and summarize it, in one pass, a chunk at a time.
+
+    :returns: None if the log is not clean and linear (a damaged line, a torn
+        tail, a fork, a gap): the caller then reads it the general way.
+    :raises UnsafeLogPath: if ``path`` is a symlink or not a regular file.
+    :raises FileNotFoundError: if there is no log.
+    """
+    events: list[ConversationEvent | UnknownEvent] = []
+    state = LogState()
+    head: Any = None
+    fd = open_regular(path)
+    try:
+        st = os.fstat(fd)
+        for offset, chunk in iter_chunks(fd, 0, st.st_size):
+            try:
+                check_utf8(chunk)
+                lines: list[Any] = _decoder.decode_lines(chunk)
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+                head = _general_chunk(offset, chunk, head, events, state)
+                if head is False:
+                    return None
+                continue
+            facts = False
+            for line in lines:
+                if line.k != KIND_EVENT:
+                    facts = True
+                    continue
+                if line.parent != (head.id if head is not None else None):
+                    return None
+                head = line
+                events.append(line.data)
+            if facts:
+                _fold_with_facts(state, offset, chunk, lines)
+            else:
+                _fold_events(state, offset, chunk, lines)
+        if state.size != st.st_size:
+            return None  # a torn tail: let the tolerant reader report it
+    finally:
+        os.close(fd)
+    state.torn_bytes = 0
+    record = Record(k=KIND_EVENT, id=head.id, ts=head.ts, parent=head.parent) if head is not None else None
+    return Resumed(events, record, state)
+
+
+def _general_chunk(offset: int, chunk: bytearray, head: Any, events: list[Any], state: LogState) -> Any:
+    """Decode a chunk the general way; the new head, or False if the log is not clean and linear."""
+    try:
+        records = decode_lines(chunk)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    for record in records:
+        if record.k == KIND_EVENT:
+            if record.parent != (head.id if head is not None else None):
+                return False
+            head = record
+            events.append(typed_event(record))
+    if not state.fold_lines(offset, chunk, records):
+        return False
+    return head
+
+
+def _fold_events(state: LogState, offset: int, chunk: bytearray, lines: list[Any]) -> None:
+    if lines:
+        state.events += len(lines)
+        state.head_id, state.head_ts = lines[-1].id, lines[-1].ts
+    state.advance(offset, chunk)
+
+
+def _fold_with_facts(state: LogState, offset: int, chunk: bytearray, lines: list[Any]) -> None:
+    """Fold a chunk of events and facts: the facts need their offsets, so the lines are split once."""
+    raw_lines = chunk.split(b"\n")
+    if len(raw_lines) - 1 != len(lines):  # blank lines: take the general fold
+        records = [_record(line, _FACT_LINES.get(type(line))) for line in lines]
+        state.fold_lines(offset, chunk, records)
+        return
+    at = offset
+    for line, raw in zip(lines, raw_lines, strict=False):
+        length = len(raw) + 1
+        if line.k == KIND_FACT:
+            state.fold(_record(line, _FACT_LINES[type(line)]), at, length)
+        else:
+            state.events += 1
+            state.head_id, state.head_ts = line.id, line.ts
+        at += length
+    state.advance(offset, chunk)
+
+
+def _record(line: Any, fact: str | None) -> Record:
+    if fact is not None:
+        return Record(k=KIND_FACT, id=line.id, ts=line.ts, type=fact, key=line.key, data=line.data)
+    return Record(k=KIND_EVENT, id=line.id, ts=line.ts, parent=line.parent)
