@@ -110,7 +110,10 @@ def _startup(spec: dict[str, Any]) -> Callable[[], dict[str, float]]:
         batch = getattr(manager, "batch", None) if peer == OURS else None
         scope: AbstractContextManager[object] = batch() if batch is not None else contextlib.nullcontext()
         with scope:
-            manager.persist_events([*resumed.events, *new])
+            # As an application holds its conversation: the resumed list, grown in place (not copied per turn).
+            conversation = resumed.events
+            conversation.extend(new)
+            manager.persist_events(conversation)
             manager.persist_server_session_id(server)
             for key, value in blobs.items():
                 manager.set_metadata(key, value)
