@@ -16,11 +16,12 @@ from typing import Final, NoReturn
 
 import platformdirs
 
-from sessions import maintenance
+from sessions import transfer
 from sessions.cli.chat import DEFAULT_MAX_AGE_MINUTES
 from sessions.cli.commands import COMMANDS, EXIT_DAMAGED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, STORE_ENV, UsageError
 from sessions.errors import SessionNotFound, SessionsError, UnsafeStorePath
-from sessions.maintenance import AmbiguousSessionId, ImportRefused
+from sessions.maintenance import AmbiguousSessionId
+from sessions.transfer import ImportRefused
 
 __all__ = ["EXIT_DAMAGED", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "default_store", "main"]
 
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = command("export", "write a session out: jsonl (the log itself, for import), json or markdown")
     export.add_argument("id", help="session id or unique prefix")
-    export.add_argument("--format", choices=maintenance.EXPORT_FORMATS, default="jsonl", help="default: jsonl")
+    export.add_argument("--format", choices=transfer.EXPORT_FORMATS, default="jsonl", help="default: jsonl")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
 
     imp = command("import", "add a session from a file written by `export --format jsonl`")

@@ -16,7 +16,7 @@ from rich.progress import track as rich_track
 from rich.table import Table
 
 from eventlog import utcnow
-from sessions import LocalSessionService, maintenance
+from sessions import LocalSessionService, maintenance, transfer
 from sessions.cli.chat import Chat, input_lines, stream_lines
 from sessions.cli.render import event_text, make_console, time_ago
 from sessions.errors import SessionNotFound, SessionsError
@@ -139,7 +139,7 @@ def _show(args: argparse.Namespace, root: Path) -> int:
     session_id = maintenance.resolve_session_id(service, args.id)
     if args.raw or args.json:
         fmt = "jsonl" if args.raw else "json"
-        sys.stdout.buffer.write(maintenance.export_session(service, session_id, fmt))
+        sys.stdout.buffer.write(transfer.export_session(service, session_id, fmt))
         return EXIT_OK
     session = service.get_session(session_id)
     if session is None:
@@ -235,7 +235,7 @@ def _archive(args: argparse.Namespace, root: Path) -> int:
 def _export(args: argparse.Namespace, root: Path) -> int:
     service = _open(root)
     session_id = maintenance.resolve_session_id(service, args.id)
-    data = maintenance.export_session(service, session_id, args.format)
+    data = transfer.export_session(service, session_id, args.format)
     if args.output is None:
         sys.stdout.buffer.write(data)
     else:
@@ -249,7 +249,7 @@ def _import(args: argparse.Namespace, root: Path) -> int:
     if not args.file.is_file():
         raise UsageError(f"{args.file} is not a file; give a log written by `sessions export ID --format jsonl`")
     service = _open(root, create=True)
-    session_id = maintenance.import_session(service, args.file)
+    session_id = transfer.import_session(service, args.file)
     print(f"imported session {session_id} into {root}")
     return EXIT_OK
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import filelock
 import pytest
 
-from sessions import LocalSessionService, SessionManager, Text, ToolCall, ToolResult, UserMessage, maintenance
+from sessions import LocalSessionService, SessionManager, Text, ToolCall, ToolResult, UserMessage, transfer
 from sessions.cli.render import time_ago
 from tests.conftest import SessionsCLI
 
@@ -451,10 +451,10 @@ def test_import_without_hard_links_still_never_overwrites(tmp_path: Path, monkey
 
     monkeypatch.setattr(os, "link", no_hard_links)
     with LocalSessionService.open(tmp_path / "target") as target:
-        assert maintenance.import_session(target, exported) == session_id
+        assert transfer.import_session(target, exported) == session_id
         assert target.log_path(session_id).read_bytes() == exported.read_bytes()
         assert [p.name for p in target.sessions_dir.iterdir()] == [f"{session_id}.jsonl"]  # no staging file left
-        with pytest.raises(maintenance.ImportRefused, match="already exists"):
-            maintenance.import_session(target, exported)
+        with pytest.raises(transfer.ImportRefused, match="already exists"):
+            transfer.import_session(target, exported)
         session = target.get_session(session_id)
         assert session is not None and session.event_count == 4
