@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
-import time
 import warnings
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final, Self
-
-import msgspec
+from typing import Self
 
 from eventlog import (
-    FORMAT_VERSION,
     KIND_EVENT,
-    KIND_FACT,
-    KIND_HEADER,
-    FactRef,
     LogBusy,
-    LogFile,
     LogState,
     Record,
     ensure_private_dir,
@@ -36,31 +26,26 @@ from eventlog import (
 )
 from eventlog._lock import check_timeout
 from eventlog.durability import check_durability
-from eventlog.reader import open_regular, read_header, read_record_at
 from sessions import conflicts
 from sessions._layout import Layout
+from sessions._logs import SessionLogs
 from sessions._mapping import (
     FACT_ARCHIVED,
     FACT_METADATA,
     FACT_SERVER_SESSION,
     Conversation,
-    Place,
     check_event,
     event_record,
     fact_record,
     loads_str,
-    path_text,
-    place_of,
     require_str,
     stored_event,
-    to_session,
 )
 from sessions._resume import read_linear
 from sessions.catalog import Catalog
 from sessions.errors import (
     DamagedLogWarning,
     SessionBusy,
-    SessionExists,
     SessionNotFound,
     UnsafeStorePath,
     translate_log_errors,
@@ -72,13 +57,6 @@ from sessions.protocol import SessionService, check_session_id
 from sessions.tree import SessionTree, read_session_tree
 
 __all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
-
-SAVE_LAG: Final = 1 << 16
-"""Save a session's row once its log has grown this many bytes past the saved one (and at close)."""
-OPEN_LOGS: Final = 128
-"""Logs whose descriptors stay open between appends; the least recently used are closed beyond this."""
-
-_json_encoder: Final = msgspec.json.Encoder()
 
 
 class LocalSessionService:
@@ -96,13 +74,8 @@ class LocalSessionService:
         self.locks_dir = self.layout.locks_dir
         self.trash_dir = self.layout.trash_dir
         self._index = SessionIndex(self.layout.index_path, self.locks_dir / "index.lock")
+        self._logs = SessionLogs(self.layout, self._index, lock_timeout=self.lock_timeout, durability=self.durability)
         self._catalog = Catalog(self.layout, self._index, lambda sid, row: self._summary(sid, row)[0])
-        self._logs: OrderedDict[str, LogFile] = OrderedDict()
-        self._places: dict[str, Place] = {}
-        self._written: set[str] = set()
-        self._saved: dict[str, int] = {}
-        """Log bytes each session's saved row covers, as far as this process knows."""
-        self._mutex = threading.RLock()
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], *, lock_timeout: float = 2.0, durability: str = "fsync") -> Self:
@@ -130,18 +103,8 @@ class LocalSessionService:
 
     def close(self) -> None:
         """Save the index rows of the sessions written and release open descriptors."""
-        with self._mutex:
-            for session_id in self._written:
-                log = self._logs.get(session_id)
-                if log is not None and log.cached_state.size and self._saved.get(session_id) != log.cached_state.size:
-                    with contextlib.suppress(OSError, ValueError):
-                        self._put(session_id, log.cached_state)
-            self._written.clear()
-            self._index.close()
-            for log in self._logs.values():
-                with contextlib.suppress(OSError, LogBusy):
-                    log.close()
-            self._logs.clear()
+        self._logs.close()
+        self._index.close()
 
     def __enter__(self) -> Self:
         return self
@@ -161,77 +124,8 @@ class LocalSessionService:
         """
         return self.layout.log_path(session_id)
 
-    def _log(self, session_id: str) -> LogFile:
-        with self._mutex:
-            log = self._logs.get(session_id)
-            if log is not None:
-                self._logs.move_to_end(session_id)
-                return log
-            log = LogFile(
-                self.log_path(session_id),
-                self.layout.lock_path(session_id),
-                lock_timeout=self.lock_timeout,
-                durability=self.durability,
-                trash_dir=self.trash_dir,
-            )
-            self._logs[session_id] = log
-            while len(self._logs) > OPEN_LOGS:
-                _, old = self._logs.popitem(last=False)
-                with contextlib.suppress(OSError, LogBusy):
-                    old.close()
-            return log
-
     def _summary(self, session_id: str, row: Row | None = None) -> tuple[StoredSession, LogState]:
-        """The session and its log's summary, brought up to date by reading only what no summary covers.
-
-        :raises SessionNotFound: if there is no log.
-        """
-        log = self._log(session_id)
-        if row is None and not log.cached_state.size:
-            row = self._index.row(session_id)
-        if row is not None:
-            self._saved.setdefault(session_id, row.log.size)
-        try:
-            state = translate_log_errors(lambda: log.state(known=row.log if row is not None else None), session_id)
-        except FileNotFoundError:
-            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
-        place = self._place(session_id, state, row)
-        copies = self.copies_of(session_id)
-        if copies:
-            # A sync tool's conflict copies: every reader sees the union (sessions/conflicts.py).
-            union = conflicts.union_state(log.path, copies)
-            if union is not None:
-                return to_session(session_id, place, union, self._fact_reader(session_id)), union
-        session = to_session(session_id, place, state, self._fact_reader(session_id))
-        saved = self._saved.get(session_id)
-        if saved is None or not 0 <= state.size - saved < SAVE_LAG:
-            self._put(session_id, state, session)
-        return session, state
-
-    def _put(self, session_id: str, state: LogState, session: StoredSession | None = None) -> None:
-        """Hand the index a new row for the session (saved at its next flush)."""
-        if session is None:
-            session = to_session(session_id, self._place(session_id, state, None), state, self._fact_reader(session_id))
-        self._index.put(Row(session=session, log=state))
-        self._saved[session_id] = state.size
-
-    def _place(self, session_id: str, state: LogState, row: Row | None) -> Place:
-        place = self._places.get(session_id)
-        if place is not None:
-            return place
-        if state.header is not None:
-            place = place_of(state.header)
-        elif row is not None:
-            place = Place(row.session.directory, row.session.git_root, row.session.created_at)
-        else:
-            row = self._index.row(session_id)
-            if row is None:  # a summary without its header: read the header line
-                header = read_header(self.log_path(session_id))
-                place = place_of(header) if header is not None else Place(None, None, utcnow())
-            else:
-                place = Place(row.session.directory, row.session.git_root, row.session.created_at)
-        self._places[session_id] = place
-        return place
+        return self._logs.summary(session_id, row, self.copies_of(session_id))
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -245,27 +139,11 @@ class LocalSessionService:
     def _create(
         self, session_id: str, directory: str | None, git_root: str | None, records: list[Record]
     ) -> StoredSession:
-        log = self._log(session_id)
-        directory, git_root = path_text(directory), path_text(git_root)
-        header = Record(
-            k=KIND_HEADER,
-            id=session_id,
-            ts=utcnow(),
-            v=FORMAT_VERSION,
-            data=msgspec.Raw(_json_encoder.encode({"directory": directory, "git_root": git_root})),
-        )
+        check_session_id(session_id)
         before = self.layout.stamp()
-        try:
-            state = translate_log_errors(lambda: log.create(header, records), session_id)
-        except FileExistsError:
-            raise SessionExists(f"session {session_id} already exists in {self.root}") from None
+        session = self._logs.create(session_id, directory, git_root, records)
         self.layout.note_created(session_id, before)
         self._catalog.note_created(before)
-        place = place_of(header)
-        self._places[session_id] = place
-        session = to_session(session_id, place, state, self._fact_reader(session_id))
-        self._put(session_id, state, session)
-        self._index.flush()
         return session
 
     def get_session(self, session_id: str) -> StoredSession | None:
@@ -319,26 +197,12 @@ class LocalSessionService:
             except FileNotFoundError:
                 raise SessionNotFound(f"no session {session_id} in {self.root}") from None
             if linear is not None:
-                self._adopt(session_id, path, linear.state)
+                self._logs.adopt(session_id, path, linear.state)
                 head = linear.head
                 return Conversation(linear.events, head.id if head else None, head.ts if head else None)
         stored = self.load_events(session_id)
         events = [deserialize_event(e.event_type, e.event_data) for e in stored]
         return Conversation(events, stored[-1].id if stored else None, stored[-1].created_at if stored else None)
-
-    def _adopt(self, session_id: str, path: Path, state: LogState) -> None:
-        """Hand a summary folded by a read to the log, if the file still holds exactly those bytes."""
-        with contextlib.suppress(OSError, ValueError):
-            fd = open_regular(path)
-            try:
-                st = os.fstat(fd)
-                if st.st_size == state.size and state.still_ends(fd):
-                    state.ino, state.ctime_ns, state.seen_ns = st.st_ino, st.st_ctime_ns, time.time_ns()
-                    self._log(session_id).adopt(state)
-                    if state.header is not None:
-                        self._places.setdefault(session_id, place_of(state.header))
-            finally:
-                os.close(fd)
 
     def _read_events(self, session_id: str) -> list[Record]:
         path = self.log_path(session_id)
@@ -438,22 +302,7 @@ class LocalSessionService:
         # Fold in a sync tool's conflict copies first, so the batch continues the head readers saw.
         if self.copies_of(session_id):
             conflicts.merge_session_copies(self, session_id)
-        log = self._log(session_id)
-        if not log.cached_state.size:
-            row = self._index.row(session_id)
-            if row is not None:
-                log.adopt(row.log)  # extended, never trusted blindly: the append checks it against the file
-                self._saved.setdefault(session_id, row.log.size)
-        try:
-            state = translate_log_errors(lambda: log.append(records), session_id)
-        except FileNotFoundError:
-            raise SessionNotFound(f"no session {session_id} in {self.root}; create it first") from None
-        with self._mutex:
-            self._written.add(session_id)
-            saved = self._saved.setdefault(session_id, state.size)
-        if state.size - saved >= SAVE_LAG:
-            self._put(session_id, state)
-            self._index.flush()
+        self._logs.append(session_id, records)
 
     def _append_fact(self, session_id: str, name: str, value: object, key: str | None = None) -> None:
         self._append(session_id, [fact_record(name, value, utcnow(), key=key)])
@@ -480,7 +329,7 @@ class LocalSessionService:
         ref = state.fact(FACT_METADATA, key)
         if ref is None:
             return None
-        raw = ref.value if ref.value is not None else self._fact_reader(session_id)(ref)
+        raw = ref.value if ref.value is not None else self._logs.fact_reader(session_id)(ref)
         # A value that is not a string (a newer version's, or edited by hand) reads as missing, not as a crash.
         return loads_str(raw) if raw is not None else None
 
@@ -496,14 +345,8 @@ class LocalSessionService:
 
     def drop_index(self) -> None:
         """Forget the index, on disk and in memory, so the next reads rebuild it from the logs."""
-        with self._mutex:
-            self._index.clear()
-            for log in self._logs.values():
-                with contextlib.suppress(OSError, LogBusy):
-                    log.close()
-            self._logs.clear()
-            self._places.clear()
-            self._saved.clear()
+        self._index.clear()
+        self._logs.forget()
 
     def repair_torn_tail(self, session_id: str) -> int:
         """Cut off a torn tail now, as the next append would; the bytes are saved to ``trash/`` first.
@@ -512,7 +355,7 @@ class LocalSessionService:
         :raises SessionNotFound: if the session does not exist.
         :raises SessionBusy: if a writer held the lock for longer than ``lock_timeout``.
         """
-        log = self._log(session_id)
+        log = self._logs.log(session_id)
         try:
             torn = translate_log_errors(lambda: log.state().torn_bytes, session_id)
             if torn:
@@ -543,16 +386,6 @@ class LocalSessionService:
             unknown_types=unknown,
         )
 
-    def _fact_reader(self, session_id: str) -> Callable[[FactRef], msgspec.Raw | None]:
-        """Reads a fact value the summary keeps by offset: one bounded read of its line."""
-        path = self.log_path(session_id)
-
-        def read(ref: FactRef) -> msgspec.Raw | None:
-            record = read_record_at(path, ref.offset, ref.length)
-            return record.data if record is not None and record.k == KIND_FACT else None
-
-        return read
-
     @contextlib.contextmanager
     def session_lock(self, session_id: str) -> Iterator[None]:
         """Hold one session's append lock (merges hold it to exclude appends).
@@ -560,7 +393,7 @@ class LocalSessionService:
         :raises SessionBusy: if it was not free within ``lock_timeout``.
         """
         try:
-            with self._log(session_id).locked():
+            with self._logs.log(session_id).locked():
                 yield
         except LogBusy as exc:
             raise SessionBusy(f"session {session_id} is busy: {exc}") from exc

@@ -13,6 +13,7 @@ import pytest
 
 import eventlog._fs as fs
 import sessions
+import sessions._logs
 import sessions.index
 import sessions.store
 from eventlog import utcnow
@@ -21,7 +22,7 @@ from sessions.index import OLD_FILES
 
 BIG = 2_000_000
 """Bytes of log a test builds: many times what a bounded read may touch."""
-BOUND = sessions.store.SAVE_LAG + (1 << 16)
+BOUND = sessions._logs.SAVE_LAG + (1 << 16)
 
 
 def _long_session(root: Path, directory: str = "/long") -> str:

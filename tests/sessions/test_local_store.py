@@ -447,7 +447,7 @@ def test_find_and_list_use_the_index_without_parsing_logs(
 
 def _clock_at(monkeypatch: pytest.MonkeyPatch, now: dt.datetime) -> None:
     """Stop the store's clock (what it stamps on writes, and what find_resumable ages against)."""
-    for module in (store, catalog):
+    for module in (store, catalog, _logs):
         monkeypatch.setattr(module, "utcnow", lambda: now)
 
 

@@ -1,0 +1,222 @@
+"""Each session's log as this process holds it: the open :class:`~eventlog.LogFile`, its summary, and the
+index rows those summaries become.
+
+A summary is taken from the index when this process has none, extended by
+reading only the bytes no summary covers, and handed back to the index once
+the log has grown :data:`SAVE_LAG` bytes past the saved row (and, for the logs
+this process wrote, at ``close``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from eventlog import FORMAT_VERSION, KIND_FACT, KIND_HEADER, FactRef, LogBusy, LogFile, LogState, Record, utcnow
+from eventlog.durability import Durability
+from eventlog.reader import open_regular, read_header, read_record_at
+from sessions import conflicts
+from sessions._layout import Layout
+from sessions._mapping import Place, path_text, place_of, to_session
+from sessions.errors import SessionExists, SessionNotFound, translate_log_errors
+from sessions.index import Row, SessionIndex
+from sessions.models import StoredSession
+
+__all__ = ["OPEN_LOGS", "SAVE_LAG", "SessionLogs"]
+
+SAVE_LAG: Final = 1 << 16
+"""Save a session's row once its log has grown this many bytes past the saved one (and at close)."""
+OPEN_LOGS: Final = 128
+"""Logs whose descriptors stay open between appends; the least recently used are closed beyond this."""
+
+_json_encoder: Final = msgspec.json.Encoder()
+
+
+class SessionLogs:
+    """The logs of one store that this process has touched (at most :data:`OPEN_LOGS` held open)."""
+
+    def __init__(self, layout: Layout, index: SessionIndex, *, lock_timeout: float, durability: Durability) -> None:
+        self._layout = layout
+        self._index = index
+        self._lock_timeout = lock_timeout
+        self._durability = durability
+        self._logs: OrderedDict[str, LogFile] = OrderedDict()
+        self._places: dict[str, Place] = {}
+        self._written: set[str] = set()
+        self._saved: dict[str, int] = {}
+        """Log bytes each session's saved row covers, as far as this process knows."""
+        self._mutex = threading.RLock()
+
+    def log(self, session_id: str) -> LogFile:
+        """The session's log (the id must have been checked)."""
+        with self._mutex:
+            log = self._logs.get(session_id)
+            if log is not None:
+                self._logs.move_to_end(session_id)
+                return log
+            log = LogFile(
+                self._layout.log_path(session_id),
+                self._layout.lock_path(session_id),
+                lock_timeout=self._lock_timeout,
+                durability=self._durability,
+                trash_dir=self._layout.trash_dir,
+            )
+            self._logs[session_id] = log
+            while len(self._logs) > OPEN_LOGS:
+                _, old = self._logs.popitem(last=False)
+                with contextlib.suppress(OSError, LogBusy):
+                    old.close()
+            return log
+
+    def summary(
+        self, session_id: str, row: Row | None = None, copies: Sequence[Path] = ()
+    ) -> tuple[StoredSession, LogState]:
+        """The session and its log's summary, brought up to date by reading only what no summary covers.
+
+        :param copies: the sync tool's conflict copies beside the log: then the union answers.
+        :raises SessionNotFound: if there is no log.
+        """
+        log = self.log(session_id)
+        if row is None and not log.cached_state.size:
+            row = self._index.row(session_id)
+        if row is not None:
+            self._saved.setdefault(session_id, row.log.size)
+        try:
+            state = translate_log_errors(lambda: log.state(known=row.log if row is not None else None), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self._layout.root}") from None
+        place = self._place(session_id, state, row)
+        if copies:
+            union = conflicts.union_state(log.path, copies)
+            if union is not None:
+                return to_session(session_id, place, union, self.fact_reader(session_id)), union
+        session = to_session(session_id, place, state, self.fact_reader(session_id))
+        saved = self._saved.get(session_id)
+        if saved is None or not 0 <= state.size - saved < SAVE_LAG:
+            self._put(session_id, state, session)
+        return session, state
+
+    def create(
+        self, session_id: str, directory: str | None, git_root: str | None, records: list[Record]
+    ) -> StoredSession:
+        """Create the log: its header and ``records`` in one write, durably; its row saved at once.
+
+        :raises SessionExists: if the session already exists.
+        """
+        log = self.log(session_id)
+        directory, git_root = path_text(directory), path_text(git_root)
+        header = Record(
+            k=KIND_HEADER,
+            id=session_id,
+            ts=utcnow(),
+            v=FORMAT_VERSION,
+            data=msgspec.Raw(_json_encoder.encode({"directory": directory, "git_root": git_root})),
+        )
+        try:
+            state = translate_log_errors(lambda: log.create(header, records), session_id)
+        except FileExistsError:
+            raise SessionExists(f"session {session_id} already exists in {self._layout.root}") from None
+        place = place_of(header)
+        self._places[session_id] = place
+        session = to_session(session_id, place, state, self.fact_reader(session_id))
+        self._put(session_id, state, session)
+        self._index.flush()
+        return session
+
+    def append(self, session_id: str, records: list[Record]) -> None:
+        """Append ``records`` as one batch (see :meth:`eventlog.LogFile.append`).
+
+        :raises SessionNotFound: if there is no log.
+        """
+        log = self.log(session_id)
+        if not log.cached_state.size:
+            row = self._index.row(session_id)
+            if row is not None:
+                log.adopt(row.log)  # extended, never trusted blindly: the append checks it against the file
+                self._saved.setdefault(session_id, row.log.size)
+        try:
+            state = translate_log_errors(lambda: log.append(records), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self._layout.root}; create it first") from None
+        with self._mutex:
+            self._written.add(session_id)
+            saved = self._saved.setdefault(session_id, state.size)
+        if state.size - saved >= SAVE_LAG:
+            self._put(session_id, state)
+            self._index.flush()
+
+    def adopt(self, session_id: str, path: Path, state: LogState) -> None:
+        """Hand a summary folded by a read to the log, if the file still holds exactly those bytes."""
+        with contextlib.suppress(OSError, ValueError):
+            fd = open_regular(path)
+            try:
+                st = os.fstat(fd)
+                if st.st_size == state.size and state.still_ends(fd):
+                    state.ino, state.ctime_ns, state.seen_ns = st.st_ino, st.st_ctime_ns, time.time_ns()
+                    self.log(session_id).adopt(state)
+                    if state.header is not None:
+                        self._places.setdefault(session_id, place_of(state.header))
+            finally:
+                os.close(fd)
+
+    def fact_reader(self, session_id: str) -> Callable[[FactRef], msgspec.Raw | None]:
+        """Reads a fact value the summary keeps by offset: one bounded read of its line."""
+        path = self._layout.log_path(session_id)
+
+        def read(ref: FactRef) -> msgspec.Raw | None:
+            record = read_record_at(path, ref.offset, ref.length)
+            return record.data if record is not None and record.k == KIND_FACT else None
+
+        return read
+
+    def close(self) -> None:
+        """Hand the index the rows of the logs written, and close every descriptor held."""
+        with self._mutex:
+            for session_id in self._written:
+                log = self._logs.get(session_id)
+                if log is not None and log.cached_state.size and self._saved.get(session_id) != log.cached_state.size:
+                    with contextlib.suppress(OSError, ValueError):
+                        self._put(session_id, log.cached_state)
+            self._written.clear()
+            self.forget()
+
+    def forget(self) -> None:
+        """Close every descriptor held and forget every summary (the next calls start afresh)."""
+        with self._mutex:
+            for log in self._logs.values():
+                with contextlib.suppress(OSError, LogBusy):
+                    log.close()
+            self._logs.clear()
+            self._places.clear()
+            self._saved.clear()
+
+    def _put(self, session_id: str, state: LogState, session: StoredSession | None = None) -> None:
+        """Hand the index a new row for the session (saved at its next flush)."""
+        if session is None:
+            session = to_session(session_id, self._place(session_id, state, None), state, self.fact_reader(session_id))
+        self._index.put(Row(session=session, log=state))
+        self._saved[session_id] = state.size
+
+    def _place(self, session_id: str, state: LogState, row: Row | None) -> Place:
+        place = self._places.get(session_id)
+        if place is not None:
+            return place
+        if state.header is not None:
+            place = place_of(state.header)
+        else:
+            row = row or self._index.row(session_id)
+            if row is not None:
+                place = Place(row.session.directory, row.session.git_root, row.session.created_at)
+            else:  # a summary without its header: read the header line
+                header = read_header(self._layout.log_path(session_id))
+                place = place_of(header) if header is not None else Place(None, None, utcnow())
+        self._places[session_id] = place
+        return place
