@@ -29,6 +29,7 @@ from sessions import (
     UnknownEvent,
     UnsafeStorePath,
     UserMessage,
+    _logs,
     catalog,
     store,
 )
