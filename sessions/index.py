@@ -21,141 +21,46 @@ every answer still comes from the logs. A file of an older release
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
-import re
 import threading
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
 import msgspec
 
-from eventlog import LogState, UnsafeLogPath, atomic_write
+from eventlog import UnsafeLogPath, atomic_write
 from eventlog._fs import write_all
 from eventlog._lock import FileLock
 from eventlog.reader import open_regular
+from sessions._index_file import (
+    DECODE_ERRORS,
+    INDEX_FORMAT,
+    ROW_ID,
+    ROW_START,
+    Brief,
+    Header,
+    Listing,
+    ListingLine,
+    Row,
+    Stamp,
+    View,
+    brief_decoder,
+    decode_lines,
+    decode_row,
+    encoder,
+    full_decoder,
+    listing_decoder,
+)
+from sessions._mapping import placed
 from sessions.errors import DamagedLogWarning, SessionBusy
-from sessions.models import StoredSession
 
 __all__ = ["Brief", "Listing", "Row", "SessionIndex"]
 
-INDEX_FORMAT: Final = 2
 OLD_FILES: Final = ("index.json", "index-logs.json")
 """What releases before this index kept; deleted on sight."""
 _TAIL_MIN: Final = 1 << 20
-_RACY_NS: Final = 2_000_000_000
-_ROW_START: Final = b'{"session":{"id":"'
-
-
-class Row(msgspec.Struct, kw_only=True):
-    """One line of the index: a session and the summary of its log."""
-
-    session: StoredSession
-    log: LogState
-
-
-class _Stamp(msgspec.Struct):
-    """The part of a summary that says which bytes it covers (the rest of the line is skipped)."""
-
-    size: int = 0
-    ino: int = 0
-    ctime_ns: int = 0
-    seen_ns: int = 0
-    torn_bytes: int = 0
-
-
-class Brief(msgspec.Struct, gc=False):
-    """A row as listing reads it: the session, and the stamp of the log bytes it describes.
-
-    Any line of the file decodes as one (both None for a header or listing line), so the whole
-    file is one ``decode_lines`` call.
-    """
-
-    session: StoredSession | None = None
-    log: _Stamp | None = None
-
-    def covers(self, st: os.stat_result) -> bool:
-        """True if the log (as ``stat`` saw it) holds exactly these bytes, and the stamp is not racy."""
-        log = self.log
-        return (
-            log is not None
-            and (st.st_ino, st.st_size, st.st_ctime_ns)
-            == (
-                log.ino,
-                log.size + log.torn_bytes,
-                log.ctime_ns,
-            )
-            and log.seen_ns - log.ctime_ns >= _RACY_NS
-        )
-
-
-class Listing(msgspec.Struct, kw_only=True):
-    """A trusted listing of ``sessions/``: while the folder keeps this (inode, ctime), every log there has a row."""
-
-    ino: int
-    ctime_ns: int
-    copies: dict[str, list[str]] = msgspec.field(default_factory=dict)
-    """Sync conflict copies by session id, as names in ``sessions/``."""
-
-
-class _Header(msgspec.Struct, kw_only=True):
-    index: int
-    base: str
-    """The byte length of the sorted part, header included, as 16 digits (fixed width: written before it is known)."""
-
-
-class _ListingLine(msgspec.Struct):
-    listing: Listing
-
-
-class _FullLine(msgspec.Struct, kw_only=True):
-    """Any line of the file, decoded whole (compaction)."""
-
-    session: StoredSession | None = None
-    log: LogState | None = None
-
-
-_encoder: Final = msgspec.json.Encoder()
-_row_decoder: Final = msgspec.json.Decoder(Row)
-_brief_decoder: Final = msgspec.json.Decoder(Brief)
-_header_decoder: Final = msgspec.json.Decoder(_Header)
-_listing_decoder: Final = msgspec.json.Decoder(_ListingLine)
-_full_decoder: Final = msgspec.json.Decoder(_FullLine)
-_ROW_ID: Final = re.compile(rb'^\{"session":\{"id":"([^"\\]*)"', re.MULTILINE)
-_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
-
-
-class _View:
-    """The file mapped read-only, with where its sorted part ends."""
-
-    def __init__(self, fd: int, st: os.stat_result) -> None:
-        self.ino, self.size = st.st_ino, st.st_size
-        self.listing: Listing | bool | None = False
-        """The newest listing line, None if there is none; False until looked for."""
-        self.map = mmap.mmap(fd, st.st_size, prot=mmap.PROT_READ) if st.st_size else None
-        self.base_start = self.base_end = 0
-        if self.map is not None and self.map[: len(b'{"index":')] == b'{"index":':
-            end = self.map.find(b"\n")
-            with contextlib.suppress(*_DECODE_ERRORS, ValueError):
-                header = _header_decoder.decode(self.map[:end])
-                if header.index == INDEX_FORMAT and end < int(header.base) <= st.st_size:
-                    self.base_start, self.base_end = end + 1, int(header.base)
-
-    @property
-    def data(self) -> mmap.mmap | bytes:
-        return self.map if self.map is not None else b""
-
-    def lines(self) -> memoryview:
-        """The complete lines (a torn last line left out), without copying them."""
-        data = self.data
-        return memoryview(data)[: data.rfind(b"\n") + 1]
-
-    def close(self) -> None:
-        if self.map is not None:
-            with contextlib.suppress(BufferError):
-                self.map.close()
 
 
 class SessionIndex:
@@ -169,7 +74,7 @@ class SessionIndex:
         self.path = path
         self._lock = FileLock(lock_path, 0.0, lambda: SessionBusy(f"{lock_path} is held"))
         self._mutex = threading.RLock()
-        self._view: _View | None = None
+        self._view: View | None = None
         self._pending: dict[str, Row] = {}
         """Rows to save at the next :meth:`flush`."""
         self._listing: Listing | None = None
@@ -178,7 +83,7 @@ class SessionIndex:
 
     # -- reading -------------------------------------------------------------------
 
-    def _look(self) -> _View | None:
+    def _look(self) -> View | None:
         """The file as it is now (mapped again only if it changed)."""
         if not self._cleaned:
             self._cleaned = True
@@ -203,7 +108,7 @@ class SessionIndex:
             view = self._view
             if view is None or (view.ino, view.size) != (st.st_ino, st.st_size):
                 self._drop_view()
-                view = self._view = _View(fd, st)
+                view = self._view = View(fd, st)
             return view
         finally:
             os.close(fd)
@@ -222,55 +127,35 @@ class SessionIndex:
             view = self._look()
             if view is None:
                 return None
-            needle = _ROW_START + session_id.encode() + b'"'
+            needle = ROW_START + session_id.encode() + b'"'
             data = view.data
             end = view.size
             while (at := data.rfind(needle, max(view.base_end, 0), end)) >= 0:
                 if at == 0 or data[at - 1 : at] == b"\n":
-                    row = _decode_row(data, at)
+                    row = decode_row(data, at)
                     if row is not None:
                         return row
                 end = at
-            return self._search_base(view, session_id)
-
-    def _search_base(self, view: _View, session_id: str) -> Row | None:
-        data, key = view.data, session_id.encode()
-        lo, hi = view.base_start, view.base_end
-        while lo < hi:
-            mid = (lo + hi) // 2
-            start = data.rfind(b"\n", lo, mid) + 1 if mid > lo else lo
-            start = max(start, lo)
-            stop = data.find(b"\n", start, hi)
-            if stop < 0:
-                stop = hi
-            id_start = start + len(_ROW_START)
-            found = bytes(data[id_start : data.find(b'"', id_start, stop)])
-            if found == key and data[start:id_start] == _ROW_START:
-                return _decode_row(data, start)
-            if found < key:
-                lo = stop + 1
-            else:
-                hi = start
-        return None
+            return view.search_base(session_id)
 
     def rows_near(self, directory: str | None, git_root: str | None) -> dict[str, Row]:
         """The newest rows of the sessions in ``directory`` or under ``git_root``, without decoding the others."""
         with self._mutex:
             view = self._look()
-            ids: set[str] = {sid for sid, row in self._pending.items() if _placed(row.session, directory, git_root)}
+            ids: set[str] = {sid for sid, row in self._pending.items() if placed(row.session, directory, git_root)}
             starts: dict[str, int] = {}
             if view is not None:
                 data = view.data
                 for field, value in (("directory", directory), ("git_root", git_root)):
                     if value is None:
                         continue
-                    needle = b'"' + field.encode() + b'":' + _encoder.encode(value)
+                    needle = b'"' + field.encode() + b'":' + encoder.encode(value)
                     at = data.find(needle)
                     while at >= 0:
                         start = data.rfind(b"\n", 0, at) + 1
-                        if data[start : start + len(_ROW_START)] == _ROW_START:
-                            stop = data.find(b'"', start + len(_ROW_START))
-                            session_id = bytes(data[start + len(_ROW_START) : stop]).decode(errors="replace")
+                        if data[start : start + len(ROW_START)] == ROW_START:
+                            stop = data.find(b'"', start + len(ROW_START))
+                            session_id = bytes(data[start + len(ROW_START) : stop]).decode(errors="replace")
                             starts[session_id] = max(start, starts.get(session_id, -1))
                         at = data.find(needle, at + len(needle))
             rows = {}
@@ -279,8 +164,8 @@ class SessionIndex:
                 # is its newest; only a damaged one sends us to the general lookup.
                 row = self._pending.get(session_id)
                 if row is None and view is not None and session_id in starts:
-                    row = _decode_row(view.data, starts[session_id]) or self.row(session_id)
-                if row is not None and _placed(row.session, directory, git_root):
+                    row = decode_row(view.data, starts[session_id]) or self.row(session_id)
+                if row is not None and placed(row.session, directory, git_root):
                     rows[session_id] = row
             return rows
 
@@ -292,13 +177,13 @@ class SessionIndex:
             if view is not None:
                 lines = view.lines()
                 try:
-                    briefs = {b.session.id: b for b in _decode_lines(lines, _brief_decoder) if b.session and b.log}
+                    briefs = {b.session.id: b for b in decode_lines(lines, brief_decoder) if b.session and b.log}
                 finally:
                     lines.release()
             for session_id, row in self._pending.items():
                 log = row.log
                 briefs[session_id] = Brief(
-                    row.session, _Stamp(log.size, log.ino, log.ctime_ns, log.seen_ns, log.torn_bytes)
+                    row.session, Stamp(log.size, log.ino, log.ctime_ns, log.seen_ns, log.torn_bytes)
                 )
             return briefs
 
@@ -306,7 +191,7 @@ class SessionIndex:
         """The ids of every session with a row (saved or pending), without decoding the rows."""
         with self._mutex:
             view = self._look()
-            found = {m.decode(errors="replace") for m in _ROW_ID.findall(view.data)} if view is not None else set()
+            found = {m.decode(errors="replace") for m in ROW_ID.findall(view.data)} if view is not None else set()
             return found | set(self._pending)
 
     def listing(self) -> Listing | None:
@@ -322,8 +207,8 @@ class SessionIndex:
                 data, end = view.data, view.size
                 while (at := data.rfind(b'{"listing":', 0, end)) >= 0:
                     stop = data.find(b"\n", at)
-                    with contextlib.suppress(*_DECODE_ERRORS):
-                        view.listing = _listing_decoder.decode(data[at : stop if stop >= 0 else view.size]).listing
+                    with contextlib.suppress(*DECODE_ERRORS):
+                        view.listing = listing_decoder.decode(data[at : stop if stop >= 0 else view.size]).listing
                         break
                     end = at
             return view.listing if isinstance(view.listing, Listing) else None
@@ -340,14 +225,14 @@ class SessionIndex:
         """Save a trusted listing in which every log had a row (see :class:`Listing`)."""
         with self._mutex:
             self._listing = listing
-            self._append(_encoder.encode(_ListingLine(listing)) + b"\n")
+            self._append(encoder.encode(ListingLine(listing)) + b"\n")
 
     def flush(self) -> None:
         """Append the rows put since the last flush, in one write. A store that refuses writes keeps none."""
         with self._mutex:
             if not self._pending:
                 return
-            data = b"".join(_encoder.encode(row) + b"\n" for row in self._pending.values())
+            data = b"".join(encoder.encode(row) + b"\n" for row in self._pending.values())
             self._pending.clear()
             size = self._append(data)
             # The sorted part ends where the last compaction left it; a file without one has none.
@@ -379,12 +264,12 @@ class SessionIndex:
         with self._mutex, contextlib.suppress(OSError, SessionBusy), self._lock.held():
             if rows is None:
                 rows = self._newest_rows()
-            body = b"".join(_encoder.encode(row) + b"\n" for row in sorted(rows, key=lambda r: r.session.id))
-            header_size = len(_encoder.encode(_Header(index=INDEX_FORMAT, base="0" * 16))) + 1
-            header = _encoder.encode(_Header(index=INDEX_FORMAT, base=f"{header_size + len(body):016d}")) + b"\n"
+            body = b"".join(encoder.encode(row) + b"\n" for row in sorted(rows, key=lambda r: r.session.id))
+            header_size = len(encoder.encode(Header(index=INDEX_FORMAT, base="0" * 16))) + 1
+            header = encoder.encode(Header(index=INDEX_FORMAT, base=f"{header_size + len(body):016d}")) + b"\n"
             listing = b""
             if self._listing is not None:
-                listing = _encoder.encode(_ListingLine(self._listing)) + b"\n"
+                listing = encoder.encode(ListingLine(self._listing)) + b"\n"
             self._drop_view()
             atomic_write(self.path, header + body + listing, durable=False)
 
@@ -398,7 +283,7 @@ class SessionIndex:
                 data = bytes(lines)  # decoded fact values keep a reference to their buffer: not the map
             finally:
                 lines.release()
-            for line in _decode_lines(memoryview(data), _full_decoder):
+            for line in decode_lines(memoryview(data), full_decoder):
                 if line.session is not None and line.log is not None:
                     newest[line.session.id] = Row(session=line.session, log=line.log)
         newest.update(self._pending)
@@ -419,33 +304,3 @@ class SessionIndex:
         with self._mutex:
             self._drop_view()
         self._lock.close()
-
-
-def _decode_row(data: mmap.mmap | bytes, at: int) -> Row | None:
-    stop = data.find(b"\n", at)
-    try:
-        return _row_decoder.decode(data[at : stop if stop >= 0 else len(data)])
-    except _DECODE_ERRORS:
-        return None
-
-
-_L = TypeVar("_L")
-
-
-def _decode_lines(data: memoryview, decoder: msgspec.json.Decoder[_L]) -> list[_L]:
-    """Decode every line; a damaged one is skipped, not the file."""
-    try:
-        return decoder.decode_lines(data)
-    except _DECODE_ERRORS:
-        lines = []
-        for line in bytes(data).split(b"\n"):
-            with contextlib.suppress(*_DECODE_ERRORS):
-                if line.strip():
-                    lines.append(decoder.decode(line))
-        return lines
-
-
-def _placed(session: StoredSession, directory: str | None, git_root: str | None) -> bool:
-    return (directory is not None and session.directory == directory) or (
-        git_root is not None and session.git_root == git_root
-    )
