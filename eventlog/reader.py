@@ -19,7 +19,7 @@ import msgspec
 
 from eventlog import _fs
 from eventlog.errors import UnsafeLogPath
-from eventlog.record import KIND_EVENT, KIND_HEADER, Record, decode_lines, decode_record
+from eventlog.record import KIND_EVENT, KIND_HEADER, KNOWN_KINDS, Record, decode_lines, decode_record
 
 __all__ = [
     "CHUNK_BYTES",
@@ -33,6 +33,7 @@ __all__ = [
     "read_header",
     "read_log",
     "read_record_at",
+    "read_tail_events",
     "split_torn",
     "stream_linear_events",
 ]
@@ -224,6 +225,72 @@ def read_log(path: Path, start: int = 0) -> LogRead:
     except (msgspec.DecodeError, RecursionError):
         records, _, _, damaged = decode_each(body, start)
     return LogRead(records=records, damaged=damaged, torn=torn, size=start + end)
+
+
+TAIL_BLOCK: Final = 1 << 16
+"""The first block a tail read takes from the end; each further block is twice as large."""
+
+
+def read_tail_events(
+    path: Path | str, *, last: int | None = None, stop: Callable[[Record], bool] | None = None
+) -> list[Record] | None:
+    """The events at the end of a log, oldest first, read backward from its end.
+
+    Reads until it has the ``last`` newest events (all of them if None), or the
+    newest event ``stop`` accepts (included), or the start of the file, so the
+    cost is that of what is returned (with the facts between). Bytes after the
+    last newline (a torn tail) are left out.
+
+    :returns: None if what was read is not one clean chain of events (a damaged
+        line, a fork, a gap, or a record of a kind this reader does not know):
+        the caller then reads the log the general way.
+    :raises UnsafeLogPath: if ``path`` is a symlink or not a regular file.
+    :raises FileNotFoundError: if there is no log.
+    """
+    newest_first: list[Record] = []
+    fd = open_regular(path)
+    try:
+        pos = os.fstat(fd).st_size
+        carry = b""  # the start of a line whose beginning lies before the block read last
+        block = TAIL_BLOCK
+        torn = True  # until the first newline from the end is found, bytes are a torn tail
+        while pos > 0:
+            start = max(0, pos - block)
+            buf = read_fd(fd, start, pos) + carry
+            pos, block = start, block * 2
+            if torn:
+                cut = buf.rfind(b"\n") + 1
+                if not cut and start:
+                    carry = buf
+                    continue
+                buf, torn = buf[:cut], False
+            # buf ends with a newline here, so when a line is longer than the blocks so far,
+            # all of buf is carried on and the next, larger block is read before it.
+            first = buf.find(b"\n") + 1 if start else 0
+            carry, lines = buf[:first], buf[first:]
+            for line in reversed(lines.split(b"\n")[:-1]):
+                if not line.strip():
+                    continue
+                try:
+                    record = decode_record(line)
+                except (msgspec.DecodeError, RecursionError):
+                    return None
+                if record.k != KIND_EVENT:
+                    if record.k not in KNOWN_KINDS:
+                        return None
+                    continue
+                if newest_first and newest_first[-1].parent != record.id:
+                    return None
+                newest_first.append(record)
+                if (last is not None and len(newest_first) >= last) or (stop is not None and stop(record)):
+                    newest_first.reverse()
+                    return newest_first
+    finally:
+        os.close(fd)
+    if newest_first and newest_first[-1].parent is not None:
+        return None  # the oldest event names a parent that is not in the log: a gap
+    newest_first.reverse()
+    return newest_first
 
 
 _T = TypeVar("_T")

@@ -18,6 +18,7 @@ __all__ = [
     "KIND_EVENT",
     "KIND_FACT",
     "KIND_HEADER",
+    "KNOWN_KINDS",
     "Record",
     "decode_record",
     "encode_records",
@@ -33,6 +34,8 @@ KIND_EVENT: Final = "event"
 """A member of the event chain, linked to the one before it by ``parent``."""
 KIND_FACT: Final = "fact"
 """A keyed value; the newest by ``(ts, id)`` wins, so copies merge per key."""
+
+KNOWN_KINDS: Final = frozenset({KIND_HEADER, KIND_EVENT, KIND_FACT})
 
 _NULL: Final = msgspec.Raw(b"null")
 

@@ -13,6 +13,7 @@ from sessions.errors import (
     UnsafeStorePath,
 )
 from sessions.events import (
+    Compaction,
     ConversationEvent,
     EventBase,
     OutOfBandOutput,
@@ -33,6 +34,7 @@ from sessions.store import LocalSessionService
 from sessions.tree import SessionTree
 
 __all__ = [
+    "Compaction",
     "ConversationEvent",
     "DamagedLogWarning",
     "EventBase",

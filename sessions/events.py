@@ -9,6 +9,7 @@ import msgspec
 
 __all__ = [
     "EVENT_TYPES",
+    "Compaction",
     "ConversationEvent",
     "EventBase",
     "OutOfBandOutput",
@@ -93,6 +94,18 @@ class SkillInvocation(EventBase, frozen=True, kw_only=True):
     content: str
 
 
+class Compaction(EventBase, frozen=True, kw_only=True):
+    """A compaction checkpoint: the conversation before it, summarized.
+
+    Everything before it stays in the log; ``resume(..., from_compaction=True)``
+    and ``load_events(..., from_compaction=True)`` start here instead.
+    """
+
+    TYPE: ClassVar[str] = "compaction"
+    summary: str
+    tokens_before: int | None = None
+
+
 class UnknownEvent(EventBase, frozen=True):
     """An event this version cannot type: a newer type, or data of the wrong shape.
 
@@ -106,11 +119,12 @@ class UnknownEvent(EventBase, frozen=True):
 
 
 ConversationEvent: TypeAlias = (
-    UserMessage | Text | ToolCall | ToolResult | OutOfBandOutput | SystemContext | SkillInvocation
+    UserMessage | Text | ToolCall | ToolResult | OutOfBandOutput | SystemContext | SkillInvocation | Compaction
 )
 
 EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
-    cls.TYPE: cls for cls in (UserMessage, Text, ToolCall, ToolResult, OutOfBandOutput, SystemContext, SkillInvocation)
+    cls.TYPE: cls
+    for cls in (UserMessage, Text, ToolCall, ToolResult, OutOfBandOutput, SystemContext, SkillInvocation, Compaction)
 }
 
 _encoder: Final = msgspec.json.Encoder()

@@ -68,9 +68,21 @@ class SessionManager:
         return cls(service, new_id(), directory=directory, git_root=git_root, created=False)
 
     @classmethod
-    def resume(cls, service: SessionService, stored: StoredSession) -> Resumed:
-        """Load a stored session and return a manager that continues it."""
-        events, head_id, last_event_at = load_conversation(service, stored.id)
+    def resume(
+        cls, service: SessionService, stored: StoredSession, *, last: int | None = None, from_compaction: bool = False
+    ) -> Resumed:
+        """Load a stored session and return a manager that continues it.
+
+        :param last: resume with only the last ``last`` events (of those ``from_compaction`` leaves).
+        :param from_compaction: resume from the newest :class:`~sessions.Compaction` (included).
+
+        With a window, ``Resumed.events`` holds only the window, and
+        :meth:`persist_events` then takes the window plus the new events: the
+        same "extends what was persisted" rule, applied to the window.
+        """
+        events, head_id, last_event_at = load_conversation(
+            service, stored.id, last=last, from_compaction=from_compaction
+        )
         manager = cls(service, stored.id, directory=stored.directory, git_root=stored.git_root, created=True)
         manager._persisted_count = len(events)
         manager._last_persisted = events[-1] if events else None

@@ -38,7 +38,9 @@ class SessionService(Protocol):
         self, directory: str | None, git_root: str | None, max_age_secs: float
     ) -> StoredSession | None: ...
     def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]: ...
-    def load_events(self, session_id: str) -> list[StoredEvent]: ...
+    def load_events(
+        self, session_id: str, *, last: int | None = None, from_compaction: bool = False
+    ) -> list[StoredEvent]: ...
     def append_event(
         self,
         session_id: str,
@@ -57,16 +59,26 @@ class SessionService(Protocol):
     def verify(self, session_id: str) -> VerifyReport: ...
 
 
-def load_conversation(service: SessionService, session_id: str) -> Conversation:
-    """The session's events typed, with the last one's id and time: what a resume needs.
+def load_conversation(
+    service: SessionService, session_id: str, *, last: int | None = None, from_compaction: bool = False
+) -> Conversation:
+    """The session's events typed (or a window of them), with the last one's id and time: what a resume needs.
 
     Uses the service's own ``load_conversation`` where it has one (the file
     store reads the log once); any other service's events are typed from ``load_events``.
     """
+    windowed = last is not None or from_compaction
     own = getattr(service, "load_conversation", None)
     if own is not None:
-        result: Conversation = own(session_id)
+        # Without a window, call as services written before windows existed expect.
+        result: Conversation = (
+            own(session_id, last=last, from_compaction=from_compaction) if windowed else own(session_id)
+        )
         return result
-    stored = service.load_events(session_id)
+    stored = (
+        service.load_events(session_id, last=last, from_compaction=from_compaction)
+        if windowed
+        else service.load_events(session_id)
+    )
     events = [deserialize_event(e.event_type, e.event_data) for e in stored]
     return Conversation(events, stored[-1].id if stored else None, stored[-1].created_at if stored else None)

@@ -26,6 +26,7 @@ from eventlog import (
 )
 from eventlog._lock import check_timeout
 from eventlog.durability import check_durability
+from eventlog.reader import read_tail_events
 from sessions import conflicts
 from sessions._layout import Layout
 from sessions._logs import SessionLogs
@@ -40,6 +41,7 @@ from sessions._mapping import (
     loads_str,
     require_str,
     stored_event,
+    typed_event,
 )
 from sessions._resume import read_linear
 from sessions.catalog import Catalog
@@ -50,7 +52,7 @@ from sessions.errors import (
     UnsafeStorePath,
     translate_log_errors,
 )
-from sessions.events import deserialize_event
+from sessions.events import Compaction, deserialize_event
 from sessions.index import Row, SessionIndex
 from sessions.models import SessionBatch, StoredEvent, StoredSession, VerifyReport
 from sessions.protocol import SessionService, check_session_id
@@ -176,20 +178,55 @@ class LocalSessionService:
 
     # -- events -----------------------------------------------------------------------
 
-    def load_events(self, session_id: str) -> list[StoredEvent]:
+    def load_events(
+        self, session_id: str, *, last: int | None = None, from_compaction: bool = False
+    ) -> list[StoredEvent]:
         """The session's events, oldest first, along the active branch (see ``eventlog.chain``).
 
-        Lines that cannot be read are skipped with a :class:`DamagedLogWarning`; never raises for content.
-        """
-        return [stored_event(session_id, r) for r in self._read_events(session_id)]
+        :param last: only the last ``last`` events (of those ``from_compaction`` leaves).
+        :param from_compaction: start at the newest :class:`~sessions.Compaction` (included), if any.
 
-    def load_conversation(self, session_id: str) -> Conversation:
+        A window of a straight log (one writer's, the common case) is read backward
+        from the end of the file, at a cost in proportion to what it returns. A
+        log with branches (a sync merge) or a conflict copy is read whole, and the
+        window cut from its active branch. Lines that cannot be read are skipped
+        with a :class:`DamagedLogWarning`; never raises for content.
+        """
+        return [stored_event(session_id, r) for r in self._window(session_id, last, from_compaction)]
+
+    def _window(self, session_id: str, last: int | None, from_compaction: bool) -> list[Record]:
+        if last is not None and last <= 0:
+            self._summary(session_id)  # a missing session is still an error
+            return []
+        if last is not None or from_compaction:
+            _, state = self._summary(session_id)
+            if state.linear and not state.damaged and not self.copies_of(session_id):
+                stop = _is_compaction if from_compaction else None
+                path = self.log_path(session_id)
+                tail: list[Record] | None = translate_log_errors(
+                    lambda: read_tail_events(path, last=last, stop=stop), session_id
+                )
+                if tail is not None:
+                    return tail
+        branch = self._read_events(session_id)
+        if from_compaction:
+            starts = [n for n, record in enumerate(branch) if _is_compaction(record)]
+            branch = branch[starts[-1] :] if starts else branch
+        return branch[-last:] if last is not None else branch
+
+    def load_conversation(
+        self, session_id: str, *, last: int | None = None, from_compaction: bool = False
+    ) -> Conversation:
         """The session's events, typed, with the last one's id and time: what a resume needs.
 
         A clean, linear log without conflict copies (the common case) is read in
         one pass, a chunk at a time, and the pass also brings the log's summary
         up to date, so the first append after it reads nothing again.
         """
+        if last is not None or from_compaction:
+            window = self._window(session_id, last, from_compaction)
+            head = window[-1] if window else None
+            return Conversation([typed_event(r) for r in window], head.id if head else None, head.ts if head else None)
         path = self.log_path(session_id)
         if not self.copies_of(session_id):
             try:
@@ -397,3 +434,7 @@ class LocalSessionService:
                 yield
         except LogBusy as exc:
             raise SessionBusy(f"session {session_id} is busy: {exc}") from exc
+
+
+def _is_compaction(record: Record) -> bool:
+    return record.type == Compaction.TYPE

@@ -113,7 +113,17 @@ class SQLiteSessionService:
         rows = self.db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions {where} ORDER BY updated_at DESC, id DESC")
         return [_session(row) for row in rows]
 
-    def load_events(self, session_id: str) -> list[StoredEvent]:
+    def load_events(
+        self, session_id: str, *, last: int | None = None, from_compaction: bool = False
+    ) -> list[StoredEvent]:
+        """The reference reads every event; a window is cut from them (it has no faster way)."""
+        events = self._all_events(session_id)
+        if from_compaction:
+            starts = [n for n, e in enumerate(events) if e.event_type == "compaction"]
+            events = events[starts[-1] :] if starts else events
+        return events[-last:] if last else ([] if last == 0 else events)
+
+    def _all_events(self, session_id: str) -> list[StoredEvent]:
         rows = self.db.execute(
             "SELECT id, parent_id, invocation_id, event_type, event_data, created_at FROM session_events "
             "WHERE session_id = ? ORDER BY created_at, rowid",

@@ -92,8 +92,16 @@ class InMemorySessionService:
         stored = [self._stored(s) for s in self.sessions.values() if include_archived or s.archived_at is None]
         return sorted(stored, key=lambda m: (m.updated_at, m.id), reverse=True)
 
-    def load_events(self, session_id: str) -> list[StoredEvent]:
-        return list(self._get(session_id).events)
+    def load_events(
+        self, session_id: str, *, last: int | None = None, from_compaction: bool = False
+    ) -> list[StoredEvent]:
+        events = list(self._get(session_id).events)
+        if from_compaction:
+            starts = [n for n, e in enumerate(events) if e.event_type == "compaction"]
+            events = events[starts[-1] :] if starts else events
+        if last is not None:
+            events = events[-last:] if last > 0 else []
+        return events
 
     def append_event(
         self,
