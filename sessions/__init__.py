@@ -28,7 +28,7 @@ from sessions.events import (
     serialize_event,
 )
 from sessions.manager import Resumed, SessionManager
-from sessions.models import SessionBatch, StoredEvent, StoredSession, VerifyReport
+from sessions.models import SessionBatch, StoredEvent, StoredSession, TrashedSession, VerifyReport
 from sessions.protocol import SessionService
 from sessions.store import LocalSessionService
 from sessions.tree import SessionTree
@@ -60,6 +60,7 @@ __all__ = [
     "Text",
     "ToolCall",
     "ToolResult",
+    "TrashedSession",
     "UnknownEvent",
     "UnsafeStorePath",
     "UserMessage",

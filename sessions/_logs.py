@@ -105,20 +105,29 @@ class SessionLogs:
         return session, state
 
     def create(
-        self, session_id: str, directory: str | None, git_root: str | None, records: list[Record]
+        self,
+        session_id: str,
+        directory: str | None,
+        git_root: str | None,
+        records: list[Record],
+        *,
+        forked_from: tuple[str, str | None] | None = None,
     ) -> StoredSession:
         """Create the log: its header and ``records`` in one write, durably; its row saved at once.
 
+        :param forked_from: the session and event a fork continues (recorded in the header).
         :raises SessionExists: if the session already exists.
         """
         log = self.log(session_id)
-        directory, git_root = path_text(directory), path_text(git_root)
+        attributes: dict[str, str | None] = {"directory": path_text(directory), "git_root": path_text(git_root)}
+        if forked_from is not None:
+            attributes["forked_from"], attributes["fork_event_id"] = forked_from
         header = Record(
             k=KIND_HEADER,
             id=session_id,
             ts=utcnow(),
             v=FORMAT_VERSION,
-            data=msgspec.Raw(_json_encoder.encode({"directory": directory, "git_root": git_root})),
+            data=msgspec.Raw(_json_encoder.encode(attributes)),
         )
         try:
             state = translate_log_errors(lambda: log.create(header, records), session_id)
@@ -214,7 +223,10 @@ class SessionLogs:
         else:
             row = row or self._index.row(session_id)
             if row is not None:
-                place = Place(row.session.directory, row.session.git_root, row.session.created_at)
+                session = row.session
+                place = Place(
+                    session.directory, session.git_root, session.created_at, session.forked_from, session.fork_event_id
+                )
             else:  # a summary without its header: read the header line
                 header = read_header(self._layout.log_path(session_id))
                 place = place_of(header) if header is not None else Place(None, None, utcnow())

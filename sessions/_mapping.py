@@ -105,11 +105,13 @@ def stored_event(session_id: str, record: Record) -> StoredEvent:
 
 
 class Place(msgspec.Struct, frozen=True):
-    """What a session's header says: where it belongs and when it began."""
+    """What a session's header says: where it belongs, when it began, and what it was forked from."""
 
     directory: str | None
     git_root: str | None
     created_at: dt.datetime
+    forked_from: str | None = None
+    fork_event_id: str | None = None
 
 
 def path_text(path: str | None) -> str | None:
@@ -132,12 +134,12 @@ def place_of(header: Record) -> Place:
         attributes = {}
     if not isinstance(attributes, dict):
         attributes = {}
-    directory, git_root = attributes.get("directory"), attributes.get("git_root")
-    return Place(
-        directory if isinstance(directory, str) else None,
-        git_root if isinstance(git_root, str) else None,
-        header.ts,
-    )
+
+    def text(name: str) -> str | None:
+        value = attributes.get(name)
+        return value if isinstance(value, str) else None
+
+    return Place(text("directory"), text("git_root"), header.ts, text("forked_from"), text("fork_event_id"))
 
 
 def placed(session: StoredSession, directory: str | None, git_root: str | None) -> bool:
@@ -171,6 +173,8 @@ def to_session(
         archived_at=archived.ts if archived is not None and _is_true(archived.value) else None,
         head_id=state.head_id,
         event_count=state.events,
+        forked_from=place.forked_from,
+        fork_event_id=place.fork_event_id,
     )
 
 

@@ -8,7 +8,7 @@ import msgspec
 
 from eventlog import Finding
 
-__all__ = ["SessionBatch", "StoredEvent", "StoredSession", "VerifyReport"]
+__all__ = ["SessionBatch", "StoredEvent", "StoredSession", "TrashedSession", "VerifyReport"]
 
 
 class StoredSession(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,6 +24,19 @@ class StoredSession(msgspec.Struct, frozen=True, kw_only=True):
     archived_at: dt.datetime | None
     head_id: str | None
     event_count: int = 0
+    forked_from: str | None = None
+    """For a fork: the session it was forked from (see ``fork_session``)."""
+    fork_event_id: str | None = None
+    """For a fork: the event of ``forked_from`` it continues from."""
+
+
+class TrashedSession(msgspec.Struct, frozen=True, kw_only=True):
+    """A deleted session's log, kept in the trash until :meth:`purge_trash` removes it."""
+
+    id: str
+    deleted_at: dt.datetime
+    size: int
+    path: str
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):

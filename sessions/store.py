@@ -20,6 +20,7 @@ from eventlog import (
     LogState,
     Record,
     ensure_private_dir,
+    new_id,
     order_events,
     utcnow,
     verify_log,
@@ -27,7 +28,7 @@ from eventlog import (
 from eventlog._lock import check_timeout
 from eventlog.durability import check_durability
 from eventlog.reader import read_tail_events
-from sessions import conflicts
+from sessions import conflicts, deletion
 from sessions._layout import Layout
 from sessions._logs import SessionLogs
 from sessions._mapping import (
@@ -54,9 +55,9 @@ from sessions.errors import (
 )
 from sessions.events import Compaction, deserialize_event
 from sessions.index import Row, SessionIndex
-from sessions.models import SessionBatch, StoredEvent, StoredSession, VerifyReport
+from sessions.models import SessionBatch, StoredEvent, StoredSession, TrashedSession, VerifyReport
 from sessions.protocol import SessionService, check_session_id
-from sessions.tree import SessionTree, read_session_tree
+from sessions.tree import SessionTree, branch_records, read_session_tree
 
 __all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
 
@@ -139,11 +140,17 @@ class LocalSessionService:
         return self._create(session_id, directory, git_root, [])
 
     def _create(
-        self, session_id: str, directory: str | None, git_root: str | None, records: list[Record]
+        self,
+        session_id: str,
+        directory: str | None,
+        git_root: str | None,
+        records: list[Record],
+        *,
+        forked_from: tuple[str, str | None] | None = None,
     ) -> StoredSession:
         check_session_id(session_id)
         before = self.layout.stamp()
-        session = self._logs.create(session_id, directory, git_root, records)
+        session = self._logs.create(session_id, directory, git_root, records, forked_from=forked_from)
         self.layout.note_created(session_id, before)
         self._catalog.note_created(before)
         return session
@@ -422,6 +429,40 @@ class LocalSessionService:
             findings=report.findings + conflicts.copy_findings(self.copies_of(session_id)),
             unknown_types=unknown,
         )
+
+    # -- branches and the trash -------------------------------------------------------
+
+    def fork_session(self, session_id: str, at_event_id: str | None = None) -> StoredSession:
+        """A new session holding the active branch up to ``at_event_id`` (the head if None), self-contained.
+
+        It has the same directory and git root, and records where it came from
+        (``forked_from``, ``fork_event_id``); it survives the original's deletion.
+
+        :raises SessionNotFound: if the session, or ``at_event_id`` in it, does not exist.
+        """
+        tree = self.load_tree(session_id)
+        at = at_event_id if at_event_id is not None else tree.active_head
+        if at is not None and at not in tree.parent_of:
+            raise SessionNotFound(f"no event {at_event_id} in session {session_id}")
+        original, _ = self._summary(session_id)
+        records = branch_records(tree, at)
+        return self._create(new_id(), original.directory, original.git_root, records, forked_from=(session_id, at))
+
+    def delete_session(self, session_id: str) -> None:
+        """Move the session's log (and its conflict copies) to ``trash/deleted/``; see :mod:`sessions.deletion`."""
+        deletion.delete_session(self, session_id)
+
+    def restore_session(self, session_id: str) -> None:
+        """Bring the most recently deleted log of the session back from the trash, whole."""
+        deletion.restore_session(self, session_id)
+
+    def list_trash(self) -> list[TrashedSession]:
+        """The deleted sessions in the trash, most recently deleted first."""
+        return deletion.list_trash(self)
+
+    def purge_trash(self, older_than_secs: float) -> int:
+        """Remove for good what has been in the trash longer than ``older_than_secs``; how many files."""
+        return len(deletion.purge_trash(self, older_than_secs))
 
     @contextlib.contextmanager
     def session_lock(self, session_id: str) -> Iterator[None]:

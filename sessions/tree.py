@@ -12,14 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from eventlog import KIND_EVENT, build_tree
+import msgspec
+
+from eventlog import KIND_EVENT, Record, build_tree
 from eventlog.chain import path_to
-from sessions._mapping import stored_event
+from sessions._mapping import event_record, stored_event
 from sessions.conflicts import read_with_copies
 from sessions.errors import DamagedLogWarning
 from sessions.models import StoredEvent
 
-__all__ = ["SessionTree", "read_session_tree"]
+__all__ = ["SessionTree", "branch_records", "read_session_tree"]
 
 
 @dataclass(frozen=True)
@@ -80,3 +82,17 @@ def read_session_tree(session_id: str, log_path: Path, copies: Sequence[Path] = 
         heads=list(tree.heads),
         gaps=[r.id for r in tree.gaps],
     )
+
+
+def branch_records(tree: SessionTree, head: str | None) -> list[Record]:
+    """The log records of the branch ending at ``head``, as one straight chain (what a fork starts with).
+
+    Re-chained: a gap the reader bridged (a parent lost to a damaged line) is bridged in the copy too.
+    """
+    records: list[Record] = []
+    parent = None
+    for event in tree.branch(head) if head is not None else []:
+        record = event_record(event.session_id, event)
+        records.append(msgspec.structs.replace(record, parent=parent))
+        parent = record.id
+    return records

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks.peers.base import Persist, SessionSpec, manager_persister, manager_resumer, write_history
-from sessions import ConversationEvent, SessionManager, StoredEvent, StoredSession, VerifyReport
+from sessions import ConversationEvent, SessionManager, StoredEvent, StoredSession, TrashedSession, VerifyReport
 
 __all__ = ["SQLitePeer", "SQLiteSessionService"]
 
@@ -197,6 +197,21 @@ class SQLiteSessionService:
             "ON CONFLICT(session_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             (session_id, key, value, int(time.time())),
         )
+
+    def fork_session(self, session_id: str, at_event_id: str | None = None) -> StoredSession:
+        raise NotImplementedError("the reference design has no forks")
+
+    def delete_session(self, session_id: str) -> None:
+        raise NotImplementedError("the reference design deletes nothing")
+
+    def restore_session(self, session_id: str) -> None:
+        raise NotImplementedError("the reference design deletes nothing")
+
+    def list_trash(self) -> list[TrashedSession]:
+        return []
+
+    def purge_trash(self, older_than_secs: float) -> int:
+        return 0
 
     def verify(self, session_id: str) -> VerifyReport:
         """SQLite's own check of the whole database; the reference has no per-session check."""

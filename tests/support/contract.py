@@ -224,3 +224,60 @@ class SessionServiceContract:
         report = service.verify(sid)
         assert report.ok and not report.forked
         assert report.events == 3 and report.heads == [events[-1].id]
+
+    # -- windows, forks and the trash --------------------------------------------------
+
+    def test_windows_of_the_events(self, service: SessionService) -> None:
+        session_id = new_id()
+        service.create_session(session_id, "/p", None)
+        batch = stored_events(session_id, None, 5)
+        service.append_events(session_id, batch)
+        ids = [e.id for e in batch]
+        assert [e.id for e in service.load_events(session_id, last=2)] == ids[-2:]
+        assert [e.id for e in service.load_events(session_id, last=99)] == ids
+        assert service.load_events(session_id, last=0) == []
+        assert [e.id for e in service.load_events(session_id, from_compaction=True)] == ids
+
+    def test_fork_holds_the_branch_up_to_the_event(self, service: SessionService) -> None:
+        session_id = new_id()
+        service.create_session(session_id, "/p", "/git")
+        batch = stored_events(session_id, None, 4)
+        service.append_events(session_id, batch)
+        fork = service.fork_session(session_id, batch[1].id)
+        assert (fork.directory, fork.git_root, fork.forked_from, fork.fork_event_id) == (
+            "/p",
+            "/git",
+            session_id,
+            batch[1].id,
+        )
+        assert [e.event_data for e in service.load_events(fork.id)] == [e.event_data for e in batch[:2]]
+        whole = service.fork_session(session_id)
+        assert whole.event_count == 4 and whole.fork_event_id == batch[-1].id
+        service.delete_session(session_id)  # a fork stands on its own
+        assert [e.event_data for e in service.load_events(whole.id)] == [e.event_data for e in batch]
+        with pytest.raises(SessionNotFound):
+            service.fork_session(whole.id, "no-such-event")
+
+    def test_delete_restore_and_purge(self, service: SessionService) -> None:
+        session_id = new_id()
+        service.create_session(session_id, "/p", None)
+        service.append_events(session_id, stored_events(session_id, None, 3))
+        service.delete_session(session_id)
+        assert service.get_session(session_id) is None
+        assert service.find_resumable("/p", None, 3600) is None
+        assert session_id not in {s.id for s in service.list_sessions(include_archived=True)}
+        assert [t.id for t in service.list_trash()] == [session_id]
+        with pytest.raises(SessionNotFound):
+            service.delete_session(session_id)
+        service.restore_session(session_id)
+        restored = service.get_session(session_id)
+        assert restored is not None and restored.event_count == 3
+        assert service.list_trash() == []
+        with pytest.raises(SessionNotFound):
+            service.restore_session(session_id)
+        service.delete_session(session_id)
+        assert service.purge_trash(3600) == 0  # too recent
+        assert service.purge_trash(-1) == 1
+        assert service.list_trash() == []
+        with pytest.raises(SessionNotFound):
+            service.restore_session(session_id)

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from eventlog import utcnow
+from eventlog import new_id, utcnow
 from sessions import (
     SessionConflict,
     SessionExists,
     SessionNotFound,
     StoredEvent,
     StoredSession,
+    TrashedSession,
     VerifyReport,
 )
 from sessions.protocol import check_session_id
@@ -34,6 +35,9 @@ class _Session:
     server_session_id: str | None = None
     archived_at: dt.datetime | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    forked_from: str | None = None
+    fork_event_id: str | None = None
+    deleted_at: dt.datetime | None = None
 
 
 class InMemorySessionService:
@@ -41,6 +45,7 @@ class InMemorySessionService:
 
     def __init__(self) -> None:
         self.sessions: dict[str, _Session] = {}
+        self.trash: list[_Session] = []
 
     def _get(self, session_id: str) -> _Session:
         try:
@@ -60,6 +65,8 @@ class InMemorySessionService:
             archived_at=s.archived_at,
             head_id=s.events[-1].id if s.events else None,
             event_count=len(s.events),
+            forked_from=s.forked_from,
+            fork_event_id=s.fork_event_id,
         )
 
     def create_session(self, session_id: str, directory: str | None, git_root: str | None) -> StoredSession:
@@ -159,3 +166,41 @@ class InMemorySessionService:
             findings=[],
             unknown_types={},
         )
+
+    def fork_session(self, session_id: str, at_event_id: str | None = None) -> StoredSession:
+        source = self._get(session_id)
+        ids = [e.id for e in source.events]
+        if at_event_id is not None and at_event_id not in ids:
+            raise SessionNotFound(f"no event {at_event_id} in session {session_id}")
+        end = ids.index(at_event_id) + 1 if at_event_id is not None else len(ids)
+        fork = _Session(new_id(), source.directory, source.git_root, utcnow())
+        fork.events = [msgspec.structs.replace(e, session_id=fork.id) for e in source.events[:end]]
+        fork.forked_from, fork.fork_event_id = session_id, ids[end - 1] if end else None
+        self.sessions[fork.id] = fork
+        return self._stored(fork)
+
+    def delete_session(self, session_id: str) -> None:
+        session = self.sessions.pop(self._get(session_id).id)
+        session.deleted_at = utcnow()
+        self.trash.append(session)
+
+    def restore_session(self, session_id: str) -> None:
+        deleted = [s for s in self.trash if s.id == check_session_id(session_id)]
+        if not deleted:
+            raise SessionNotFound(f"no deleted session {session_id}")
+        if session_id in self.sessions:
+            raise SessionExists(session_id)
+        self.trash.remove(deleted[-1])
+        self.sessions[session_id] = deleted[-1]
+
+    def list_trash(self) -> list[TrashedSession]:
+        return [
+            TrashedSession(id=s.id, deleted_at=s.deleted_at or s.created_at, size=0, path="<memory>")
+            for s in reversed(self.trash)
+        ]
+
+    def purge_trash(self, older_than_secs: float) -> int:
+        cutoff = utcnow() - dt.timedelta(seconds=older_than_secs)
+        kept = [s for s in self.trash if s.deleted_at is not None and s.deleted_at >= cutoff]
+        purged, self.trash = len(self.trash) - len(kept), kept
+        return purged
