@@ -4,7 +4,7 @@ This layer knows files, records, locks, durability and chains; it knows nothing
 about what the records mean.
 """
 
-from eventlog.chain import EventTree, Head, active_head, build_tree, is_linear, order_events
+from eventlog.chain import EventTree, Head, active_head, build_tree, chain_records, is_linear, order_events
 from eventlog.durability import Durability, atomic_write, ensure_private_dir, sync_dir, sync_file
 from eventlog.errors import EventLogError, LogBusy, LogWriteError, StaleHead, UnsafeLogPath
 from eventlog.logfile import LogFile
@@ -14,6 +14,7 @@ from eventlog.record import (
     FORMAT_VERSION,
     KIND_EVENT,
     KIND_FACT,
+    KIND_HEAD,
     KIND_HEADER,
     Record,
     decode_record,
@@ -29,6 +30,7 @@ __all__ = [
     "FORMAT_VERSION",
     "KIND_EVENT",
     "KIND_FACT",
+    "KIND_HEAD",
     "KIND_HEADER",
     "Damage",
     "Durability",
@@ -53,6 +55,7 @@ __all__ = [
     "active_head",
     "atomic_write",
     "build_tree",
+    "chain_records",
     "decode_record",
     "encode_records",
     "ensure_private_dir",

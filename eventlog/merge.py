@@ -31,11 +31,11 @@ from pathlib import Path
 
 import msgspec
 
-from eventlog.chain import active_head, is_linear
+from eventlog.chain import active_head, chain_records, is_linear
 from eventlog.durability import atomic_write, ensure_private_dir
 from eventlog.errors import EventLogError
 from eventlog.reader import read_bytes
-from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_record
+from eventlog.record import CHAIN_KINDS, KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_record
 from eventlog.summary import FactRef, LogState
 from eventlog.trash import move_to_trash, save_to_trash
 
@@ -60,6 +60,11 @@ class MergedLog:
     @property
     def events(self) -> list[Record]:
         return [record for record in self.records if record.k == KIND_EVENT]
+
+    @property
+    def chain(self) -> list[Record]:
+        """The events and the rewinds' head records, in merge order: what decides the tree."""
+        return chain_records(self.records)
 
 
 def merge_logs(logs: Iterable[bytes]) -> MergedLog:
@@ -139,7 +144,7 @@ def merged_state(merged: MergedLog) -> LogState:
     events: list[Record] = []
     winners: dict[str, dict[str, tuple[dt.datetime, str]]] = {}
     for record in merged.records:
-        if record.k == KIND_EVENT:
+        if record.k in CHAIN_KINDS:
             events.append(record)
         elif record.k == KIND_FACT and record.type is not None:
             keyed = state.facts.setdefault(record.type, {})

@@ -14,9 +14,11 @@ import msgspec
 import uuid6
 
 __all__ = [
+    "CHAIN_KINDS",
     "FORMAT_VERSION",
     "KIND_EVENT",
     "KIND_FACT",
+    "KIND_HEAD",
     "KIND_HEADER",
     "KNOWN_KINDS",
     "Record",
@@ -33,9 +35,14 @@ KIND_HEADER: Final = "log"
 KIND_EVENT: Final = "event"
 """A member of the event chain, linked to the one before it by ``parent``."""
 KIND_FACT: Final = "fact"
-"""A keyed value; the newest by ``(ts, id)`` wins, so copies merge per key."""
+"""A keyed value; within a log the later line of a key wins, across merged copies the larger ``(ts, id)``."""
+KIND_HEAD: Final = "head"
+"""A rewind: ``parent`` names the event that becomes the head (none: the empty conversation)."""
 
 KNOWN_KINDS: Final = frozenset({KIND_HEADER, KIND_EVENT, KIND_FACT})
+"""The kinds a tail read passes over; a head record (a rewind) makes it read the log whole."""
+CHAIN_KINDS: Final = frozenset({KIND_EVENT, KIND_HEAD})
+"""The kinds that decide the event tree."""
 
 _NULL: Final = msgspec.Raw(b"null")
 

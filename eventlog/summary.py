@@ -18,7 +18,7 @@ import msgspec
 
 from eventlog.chain import active_head
 from eventlog.reader import decode_each, iter_chunks
-from eventlog.record import KIND_EVENT, KIND_FACT, KIND_HEADER, Record, decode_lines
+from eventlog.record import CHAIN_KINDS, KIND_EVENT, KIND_FACT, KIND_HEAD, KIND_HEADER, Record, decode_lines
 
 __all__ = ["FactRef", "LogState", "fold_file"]
 
@@ -108,6 +108,8 @@ class LogState(msgspec.Struct, kw_only=True, omit_defaults=True):
             self.facts.setdefault(record.type, {})[record.key or ""] = ref
         elif record.k == KIND_HEADER and self.header is None:
             self.header = record
+        elif record.k == KIND_HEAD:
+            return False  # a rewind: the head and the branch's length need the tree
         return True
 
     def fold_chained(self, offset: int, chunk: bytes | bytearray, records: list[Record]) -> None:
@@ -196,8 +198,8 @@ def _fold_tree(fd: int, stop: int) -> LogState:
         found, offsets, lengths, damaged = decode_each(chunk, offset)
         state.damaged += len(damaged)
         for record, at, length in zip(found, offsets, lengths, strict=True):
-            if record.k == KIND_EVENT:
-                events.append(Record(k=KIND_EVENT, id=record.id, ts=record.ts, parent=record.parent))
+            if record.k in CHAIN_KINDS:
+                events.append(Record(k=record.k, id=record.id, ts=record.ts, parent=record.parent))
             else:
                 state.fold(record, at, length)
         state.size = offset + len(chunk)

@@ -9,7 +9,7 @@ import msgspec
 
 from eventlog.chain import build_tree
 from eventlog.reader import Damage, decode_each, read_bytes, split_torn
-from eventlog.record import FORMAT_VERSION, KIND_EVENT, KIND_FACT, KIND_HEADER, Record
+from eventlog.record import FORMAT_VERSION, KIND_EVENT, KIND_FACT, KIND_HEAD, KIND_HEADER, Record
 
 __all__ = ["Finding", "LogReport", "verify_log"]
 
@@ -68,7 +68,9 @@ def verify_log(path: Path, check_event: EventCheck | None = None) -> LogReport:
     events = []
     for record, offset in zip(records, offsets, strict=True):
         offset_of[id(record)] = offset
-        if record.k == KIND_EVENT:
+        if record.k == KIND_HEAD:
+            events.append(record)
+        elif record.k == KIND_EVENT:
             events.append(record)
             found = check_event(record) if check_event is not None else None
             if found is not None:

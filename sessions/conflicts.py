@@ -235,7 +235,7 @@ def merge_session_copies(
         session_id=session_id,
         copies=copies,
         added_events=len({r.id for r in events} - before),
-        heads=build_tree(events).heads,
+        heads=build_tree(outcome.merged.chain).heads,
         written=outcome.written and not dry_run,
         trashed=outcome.trashed,
         kept=outcome.kept,

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple, Self
 
 from eventlog import new_id, utcnow
-from sessions.errors import SessionExists, SessionHistoryMismatch, SessionWriteError
+from sessions.errors import SessionExists, SessionHistoryMismatch, SessionNotFound, SessionWriteError
 from sessions.events import ConversationEvent, EventBase, UnknownEvent, serialize_event
 from sessions.models import SessionBatch, StoredEvent, StoredSession
 from sessions.protocol import SessionService, load_conversation
@@ -243,6 +243,35 @@ class SessionManager:
             service.update_server_session_id(session_id, batch.server_session_id)
         for key, value in batch.metadata.items():
             service.set_metadata(session_id, key, value)
+
+    def rewind(self, to_event_id: str | None) -> list[ConversationEvent | UnknownEvent]:
+        """Make ``to_event_id`` the head (None: the start); the conversation as it now stands.
+
+        The events after it stay in the log (see :meth:`LocalSessionService.rewind`);
+        the next :meth:`persist_events` takes the returned list plus new events.
+
+        :raises SessionNotFound: if the event is not in this session.
+        """
+        if self._batch is not None:
+            raise RuntimeError("rewind inside batch(): end the batch first")
+        if not self._created:
+            if to_event_id is not None:
+                raise SessionNotFound(f"no event {to_event_id} in session {self._session_id}")
+            return []
+        self._service.rewind(self._session_id, to_event_id)
+        events, head_id, _ = load_conversation(self._service, self._session_id)
+        self._persisted_count = len(events)
+        self._last_persisted = events[-1] if events else None
+        self._head_id = head_id
+        self._unconfirmed = []
+        return events
+
+    def pop(self) -> list[ConversationEvent | UnknownEvent]:
+        """Rewind past the last event (it stays in the log); the conversation as it now stands."""
+        if not self._created or self._head_id is None:
+            return []
+        branch = self._service.load_events(self._session_id, last=2)
+        return self.rewind(branch[0].id if len(branch) == 2 else None)
 
     def persist_server_session_id(self, server_session_id: str) -> None:
         """Record the remote session id, if it changed."""

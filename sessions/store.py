@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Self
 
 from eventlog import (
-    KIND_EVENT,
+    KIND_HEAD,
     LogBusy,
     LogState,
     Record,
+    chain_records,
     ensure_private_dir,
     new_id,
     order_events,
@@ -264,7 +265,7 @@ class LocalSessionService:
                 DamagedLogWarning,
                 stacklevel=3,
             )
-        return order_events([r for r in read.records if r.k == KIND_EVENT])
+        return order_events(chain_records(read.records))
 
     def load_tree(self, session_id: str) -> SessionTree:
         """Every event of the session with every branch and the active head (``load_events`` is its active branch).
@@ -447,6 +448,20 @@ class LocalSessionService:
         original, _ = self._summary(session_id)
         records = branch_records(tree, at)
         return self._create(new_id(), original.directory, original.git_root, records, forked_from=(session_id, at))
+
+    def rewind(self, session_id: str, to_event_id: str | None) -> None:
+        """Make ``to_event_id`` the head (None: the empty conversation), with a head record in the log.
+
+        The next append continues from it, ``load_events`` returns the branch
+        ending at it, and the events after it stay in the log and in
+        ``load_tree``. Every machine picks the same head after a sync merge
+        (the rule is in :mod:`eventlog.chain`).
+
+        :raises SessionNotFound: if the session, or the event in it, does not exist.
+        """
+        if to_event_id is not None and to_event_id not in self.load_tree(session_id).parent_of:
+            raise SessionNotFound(f"no event {to_event_id} in session {session_id}")
+        self._append(session_id, [Record(k=KIND_HEAD, id=new_id(), ts=utcnow(), parent=to_event_id)])
 
     def delete_session(self, session_id: str) -> None:
         """Move the session's log (and its conflict copies) to ``trash/deleted/``; see :mod:`sessions.deletion`."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from eventlog import KIND_EVENT, Record, build_tree
+from eventlog import Record, build_tree, chain_records
 from eventlog.chain import path_to
 from sessions._mapping import event_record, stored_event
 from sessions.conflicts import read_with_copies
@@ -37,10 +37,8 @@ class SessionTree:
     """Branch tips: the active head first (deepest, ties to the larger id), then the others."""
     gaps: list[str]
     """Events whose stated parent is not in the log (a damaged line took it)."""
-
-    @property
-    def active_head(self) -> str | None:
-        return self.heads[0] if self.heads else None
+    active_head: str | None
+    """The head the session continues from (a rewind may have chosen one that is not a tip)."""
 
     @property
     def forked(self) -> bool:
@@ -74,13 +72,14 @@ def read_session_tree(session_id: str, log_path: Path, copies: Sequence[Path] = 
             DamagedLogWarning,
             stacklevel=3,
         )
-    tree = build_tree([r for r in read.records if r.k == KIND_EVENT])
+    tree = build_tree(chain_records(read.records))
     return SessionTree(
         session_id=session_id,
         events=[stored_event(session_id, r) for r in tree.events],
         parent_of=dict(tree.parent_of),
         heads=list(tree.heads),
         gaps=[r.id for r in tree.gaps],
+        active_head=tree.active_head,
     )
 
 

@@ -201,6 +201,9 @@ class SQLiteSessionService:
     def fork_session(self, session_id: str, at_event_id: str | None = None) -> StoredSession:
         raise NotImplementedError("the reference design has no forks")
 
+    def rewind(self, session_id: str, to_event_id: str | None) -> None:
+        raise NotImplementedError("the reference design cannot rewind")
+
     def delete_session(self, session_id: str) -> None:
         raise NotImplementedError("the reference design deletes nothing")
 

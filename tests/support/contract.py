@@ -281,3 +281,22 @@ class SessionServiceContract:
         assert service.list_trash() == []
         with pytest.raises(SessionNotFound):
             service.restore_session(session_id)
+
+    def test_rewind_makes_an_event_the_head(self, service: SessionService) -> None:
+        session_id = new_id()
+        service.create_session(session_id, "/p", None)
+        batch = stored_events(session_id, None, 4)
+        service.append_events(session_id, batch)
+        service.rewind(session_id, batch[1].id)
+        assert [e.id for e in service.load_events(session_id)] == [batch[0].id, batch[1].id]
+        stored = service.get_session(session_id)
+        assert stored is not None and stored.head_id == batch[1].id
+        more = stored_events(session_id, batch[1].id, 2)
+        service.append_events(session_id, more)
+        assert [e.id for e in service.load_events(session_id)] == [batch[0].id, batch[1].id, *(e.id for e in more)]
+        with pytest.raises(SessionConflict):  # the old head is no longer the head
+            service.append_events(session_id, stored_events(session_id, batch[3].id, 1))
+        with pytest.raises(SessionNotFound):
+            service.rewind(session_id, "no-such-event")
+        service.rewind(session_id, None)
+        assert service.load_events(session_id) == []

@@ -179,6 +179,13 @@ class InMemorySessionService:
         self.sessions[fork.id] = fork
         return self._stored(fork)
 
+    def rewind(self, session_id: str, to_event_id: str | None) -> None:
+        session = self._get(session_id)
+        ids = [e.id for e in session.events]
+        if to_event_id is not None and to_event_id not in ids:
+            raise SessionNotFound(f"no event {to_event_id} in session {session_id}")
+        del session.events[ids.index(to_event_id) + 1 if to_event_id is not None else 0 :]
+
     def delete_session(self, session_id: str) -> None:
         session = self.sessions.pop(self._get(session_id).id)
         session.deleted_at = utcnow()
