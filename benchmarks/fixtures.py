@@ -35,14 +35,25 @@ import msgspec
 
 from benchmarks.peers.sqlite_ref import SQLiteSessionService
 from benchmarks.workloads import _code, _prose, metadata_blobs
-from sessions import LocalSessionService, StoredEvent, Text, ToolCall, ToolResult, UserMessage, serialize_event
+from sessions import (
+    Compaction,
+    LocalSessionService,
+    StoredEvent,
+    Text,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+    serialize_event,
+)
 
 __all__ = [
     "DEFAULT_CACHE",
     "BigLog",
+    "ChatLog",
     "ManySessions",
     "big_log",
     "build_index",
+    "chat_log",
     "copy_store",
     "many_sessions",
     "uuid7",
@@ -224,6 +235,121 @@ def _build_big_log(tmp: Path, target_bytes: int) -> dict[str, object]:
     past = (now_us - 60_000_000) * 1000
     os.utime(sessions, ns=(past, past))
     return {"session_id": session_id, "directory": directory, "events": events, "size": written}
+
+
+# -- one agent session of N small events ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatLog:
+    """A store of one session of ``events`` small agent events (about 290 bytes a line)."""
+
+    store: Path
+    """The cached store (only ``sessions/``): copy it, never open it."""
+    session_id: str
+    directory: str
+    events: int
+    size: int
+    head_id: str
+    """The id of the last event."""
+    compaction_tail: int | None
+    """Events from the newest :class:`~sessions.Compaction` to the end, it included (None: no compaction)."""
+    build_s: float
+
+
+def chat_log(cache: Path, events: int, compaction_tail: int | None = None) -> ChatLog:
+    """The cached store of one session of ``events`` events, built if missing.
+
+    Events cycle through turns of a user message, a tool call, its result and
+    an assistant text, each of 10-100 characters (a log line of ~290 bytes,
+    ~290 MB for a million events), in one chain, one invocation per 1,000
+    events; the server id and two metadata blobs of a few KB follow as facts.
+    With ``compaction_tail``, a :class:`~sessions.Compaction` (a summary of
+    ~1,500 characters) replaces the event at each tenth of the log and the
+    event ``compaction_tail`` events before the end (so a window from the
+    newest compaction holds ``compaction_tail`` events).
+    """
+    folder = cache / f"chatlog-v{FIXTURE_VERSION}-{events}-c{compaction_tail or 0}"
+    meta = _cached(folder, lambda tmp: _build_chat_log(tmp, events, compaction_tail))
+    return ChatLog(
+        store=folder / "store",
+        session_id=str(meta["session_id"]),
+        directory=str(meta["directory"]),
+        events=_int(meta["events"]),
+        size=_int(meta["size"]),
+        head_id=str(meta["head_id"]),
+        compaction_tail=compaction_tail,
+        build_s=float(str(meta["build_s"])),
+    )
+
+
+def _chat_pool(rng: random.Random) -> list[tuple[str, msgspec.Raw]]:
+    pool: list[tuple[str, msgspec.Raw]] = []
+    for _ in range(16):
+        tool_id = f"toolu_{rng.getrandbits(64):016x}"
+        content = _prose(rng, rng.randrange(10, 50))
+        turn = [
+            UserMessage(_prose(rng, rng.randrange(20, 80))),
+            ToolCall(tool_id, "read_file", {"path": f"src/pkg/module_{rng.randrange(100)}.py"}),
+            ToolResult(tool_id, content, is_error=False, content_length=len(content)),
+            Text(_prose(rng, rng.randrange(20, 100))),
+        ]
+        for event in turn:
+            event_type, payload = serialize_event(event)
+            pool.append((event_type, msgspec.Raw(payload.encode())))
+    return pool
+
+
+def _build_chat_log(tmp: Path, events: int, compaction_tail: int | None) -> dict[str, object]:
+    rng = random.Random(events)
+    pool = _chat_pool(rng)
+    compactions: set[int] = set()
+    compaction: tuple[str, msgspec.Raw] | None = None
+    if compaction_tail is not None:
+        if not 0 < compaction_tail <= events:
+            raise ValueError(f"compaction_tail {compaction_tail} out of 1..{events}")
+        step = max(1, events // 10)
+        compactions = {*range(step, events - compaction_tail, step), events - compaction_tail}
+        summary = Compaction(summary=_prose(rng, 1500), tokens_before=150_000)
+        event_type, payload = serialize_event(summary)
+        compaction = event_type, msgspec.Raw(payload.encode())
+    clock = _Clock()
+    now_us = time.time_ns() // 1000
+    start_us = now_us - events * 1000 - 60_000_000
+    directory = "/home/user/agent-project"
+    session_id = uuid7(rng, start_us // 1000)
+    sessions = tmp / "store" / "sessions"
+    sessions.mkdir(parents=True)
+    buf = bytearray()
+    _encode_into(buf, _header(session_id, clock.ts(start_us), directory, directory))
+    written = 0
+    parent: str | None = None
+    inv = ""
+    with open(sessions / f"{session_id}.jsonl", "wb") as f:
+        for n in range(events):
+            us = start_us + (n + 1) * 1000
+            if n % 1000 == 0:
+                inv = uuid7(rng, us // 1000)
+            event_id = uuid7(rng, us // 1000)
+            event_type, data = compaction if compaction is not None and n in compactions else pool[n % len(pool)]
+            _encode_into(
+                buf, _Line(k="event", id=event_id, ts=clock.ts(us), parent=parent, inv=inv, type=event_type, data=data)
+            )
+            parent = event_id
+            if len(buf) >= 1 << 23:
+                f.write(buf)
+                written += len(buf)
+                buf.clear()
+        us = start_us + (events + 1) * 1000
+        _encode_into(buf, _fact(uuid7(rng, us // 1000), clock.ts(us), "server_session_id", "srv-chat"))
+        for key, value in metadata_blobs(rng).items():
+            us += 1
+            _encode_into(buf, _fact(uuid7(rng, us // 1000), clock.ts(us), "metadata", value, key=key))
+        f.write(buf)
+        written += len(buf)
+    past = (now_us - 60_000_000) * 1000
+    os.utime(sessions, ns=(past, past))
+    return {"session_id": session_id, "directory": directory, "events": events, "size": written, "head_id": parent}
 
 
 # -- many sessions --------------------------------------------------------------------------------

@@ -24,6 +24,13 @@ Operations (every store is opened with the default durability, ``fsync``):
   ``archive``: part ``op``; then ``close``.
 - ``create`` (``root``, ``directory``, ``seed``): open, ``create_session``
   of a new id: part ``op``; then ``close``.
+- ``tail`` (``root``, ``session_id``, ``last``): open, ``load_events(session_id,
+  last=last)``: part ``op`` (part ``call``: the ``load_events`` call alone); then
+  ``close``. ``count`` and ``head`` (the last event's id) are printed too.
+- ``resume`` (``root``, ``session_id``, ``from_compaction``): open,
+  ``get_session``, ``SessionManager.resume(store, stored,
+  from_compaction=...)``: part ``op`` (part ``call``: the resume alone); then
+  ``close``. ``count`` and ``first`` (the first event's type) are printed too.
 """
 
 from __future__ import annotations
@@ -166,15 +173,52 @@ def _one(spec: dict[str, Any]) -> Callable[[], dict[str, float]]:
     return run
 
 
+_answer: dict[str, Any] = {}
+"""What a windowed read returned, for the caller to check (filled outside the timed parts)."""
+
+
+def _window(spec: dict[str, Any]) -> Callable[[], dict[str, float]]:
+    op, root, session_id = spec["op"], spec["root"], spec["session_id"]
+
+    def run() -> dict[str, float]:
+        start = time.perf_counter()
+        store = LocalSessionService.open(root)
+        if op == "tail":
+            called = time.perf_counter()
+            events = store.load_events(session_id, last=spec["last"])
+            done = time.perf_counter()
+            _mark()
+            _answer.update(count=len(events), head=events[-1].id if events else None)
+        else:
+            stored = store.get_session(session_id)
+            if stored is None:
+                raise RuntimeError(f"no session {session_id} in {root}")
+            called = time.perf_counter()
+            resumed = SessionManager.resume(store, stored, from_compaction=spec["from_compaction"])
+            done = time.perf_counter()
+            _mark()
+            first = resumed.events[0] if resumed.events else None
+            _answer.update(count=len(resumed.events), first=type(first).__name__)
+            del resumed
+        closing = time.perf_counter()
+        store.close()
+        closed = time.perf_counter()
+        return {"op": done - start, "call": done - called, "close": closed - closing}
+
+    return run
+
+
 def main(argv: list[str]) -> None:
     spec = json.loads(argv[0])
-    run = _startup(spec) if spec["op"] == "startup" else _one(spec)
+    op = spec["op"]
+    run = _startup(spec) if op == "startup" else _window(spec) if op in ("tail", "resume") else _one(spec)
     gc.collect()
     before = _reset_peak()
     parts = run()
     _mark()
     rss = [peak - before if peak is not None and before is not None else None for peak in _peaks]
-    sys.stdout.write(json.dumps({"parts": parts, "rss_bytes": rss[-2], "rss_close_bytes": rss[-1]}) + "\n")
+    out = {"parts": parts, "rss_bytes": rss[-2], "rss_close_bytes": rss[-1], **_answer}
+    sys.stdout.write(json.dumps(out) + "\n")
 
 
 if __name__ == "__main__":

@@ -62,5 +62,6 @@ def describe_machine(scratch: Path) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "msgspec": _version("msgspec"),
         "eventsourcing": _version("eventsourcing"),
+        "openai-agents": _version("openai-agents"),
         "jsonl-sessions": _version("jsonl-sessions"),
     }

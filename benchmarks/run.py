@@ -5,8 +5,10 @@ Usage: ``python benchmarks/run.py [--quick] [--json PATH] [--dir DIR] [--cache D
 Sections, in the order they run: ``startup`` (issue #9: agent start-up in a
 fresh process), ``persist``, ``floor`` (issue #9: one event against the raw
 write floors), ``resume``, ``store`` (issue #5), ``scale`` and ``biglog``
-(issue #9: stores of many sessions, one very large log). ``scale`` and
-``biglog`` build their large stores once under ``--cache`` and reuse them.
+(issue #9: stores of many sessions, one very large log), ``windows`` (issue
+#10: the last events of long sessions, against the OpenAI Agents SDK, and a
+resume from a compaction). ``scale``, ``biglog`` and ``windows`` build their
+large stores once under ``--cache`` and reuse them.
 
 Repetitions of the peers are interleaved (the machine is shared and noisy), a
 warm-up precedes them, and medians, quartiles and p95 are reported with ratios
@@ -59,11 +61,12 @@ from benchmarks.peers import Peer, SessionSpec, Store, all_peers
 from benchmarks.peers.base import Persist
 from benchmarks.scale import bench_biglog, bench_scale
 from benchmarks.startup import bench_startup
+from benchmarks.windows import bench_windows
 from benchmarks.workloads import FULL, QUICK, Sizes, events_for, metadata_blobs, turn
 from eventlog import new_id
 from sessions import ConversationEvent
 
-SECTIONS = ("startup", "persist", "floor", "resume", "store", "scale", "biglog")
+SECTIONS = ("startup", "persist", "floor", "resume", "store", "scale", "biglog", "windows")
 """Every section, in the order a run takes them."""
 
 
@@ -422,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cache",
         type=Path,
         default=DEFAULT_CACHE,
-        help=f"where the large stores of `scale` and `biglog` are built once and kept (default: {DEFAULT_CACHE})",
+        help=f"where the large stores of scale, biglog and windows are built once and kept (default: {DEFAULT_CACHE})",
     )
     parser.add_argument(
         "--only", choices=SECTIONS, action="append", help="run only these sections (repeatable; default: all)"
@@ -436,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"  {key}: {value}")
     results: list[Result] = []
     issue9: list[Target] = []
+    issue10: list[Target] = []
     info: dict[str, Any] = {}
     only = set(args.only or SECTIONS)
     base = Path(tempfile.mkdtemp(prefix="jsonl-sessions-bench-", dir=args.dir))
@@ -455,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             info["scale"] = bench_scale(sizes, base, args.cache, results, issue9)
         if "biglog" in only:
             info["biglog"] = bench_biglog(sizes, base, args.cache, results, issue9)
+        if "windows" in only:
+            info["windows"] = bench_windows(sizes, base, args.cache, results, issue10)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     machine["elapsed_s"] = round(time.perf_counter() - started, 1)
@@ -467,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes=dataclasses.asdict(sizes),
         peers={p.name: p.description for p in peers},
         results=results,
-        targets=issue9 + issue5,
+        targets=issue9 + issue5 + issue10,
         info=info,
     )
     print_report(report)

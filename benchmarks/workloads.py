@@ -143,6 +143,19 @@ class Sizes:
     """Rounds of issue #9's one-event persist against the raw write floors."""
     fresh_warmup: int = 1
     """Untimed rounds of fresh processes before the timed ones (issue #9's sections)."""
+    window_events: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)
+    """Sessions ``load_events(last=20)`` reads its window from (issue #10; the first and last are compared)."""
+    window_last: int = 20
+    window_warm_reps: int = 300
+    window_fresh_reps: int = 15
+    sdk_items: int = 20_000
+    """Items of the session read against the OpenAI Agents SDK's ``SQLiteSession.get_items(limit=20)``."""
+    sdk_reps: int = 300
+    compaction_events: int = 100_000
+    """The session resumed from its newest compaction (issue #10), against a full resume of it."""
+    compaction_tail: int = 100
+    """Events from the newest compaction to the end (it included)."""
+    compaction_reps: int = 11
 
 
 FULL: Final = Sizes()
@@ -164,6 +177,14 @@ QUICK: Final = Sizes(
     scale_reps=2,
     floor_reps=20,
     fresh_warmup=0,
+    window_events=(200, 5_000),
+    window_warm_reps=20,
+    window_fresh_reps=2,
+    sdk_items=500,
+    sdk_reps=20,
+    compaction_events=2_000,
+    compaction_tail=20,
+    compaction_reps=2,
 )
 
 
