@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import re
 from typing import Final, TypeVar
 
 import msgspec
@@ -19,7 +18,6 @@ from sessions.models import StoredSession
 __all__ = [
     "DECODE_ERRORS",
     "INDEX_FORMAT",
-    "ROW_ID",
     "ROW_START",
     "Brief",
     "FullLine",
@@ -116,7 +114,6 @@ brief_decoder: Final = msgspec.json.Decoder(Brief)
 header_decoder: Final = msgspec.json.Decoder(Header)
 listing_decoder: Final = msgspec.json.Decoder(ListingLine)
 full_decoder: Final = msgspec.json.Decoder(FullLine)
-ROW_ID: Final = re.compile(rb'^\{"session":\{"id":"([^"\\]*)"', re.MULTILINE)
 DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 
 
@@ -126,6 +123,8 @@ class View:
     def __init__(self, fd: int, st: os.stat_result) -> None:
         self.ino, self.size = st.st_ino, st.st_size
         self.listing: Listing | bool | None = False
+        self.briefs: dict[str, Brief] | None = None
+        """Every session's newest readable row, once decoded."""
         """The newest listing line, None if there is none; False until looked for."""
         self.map = mmap.mmap(fd, st.st_size, prot=mmap.PROT_READ) if st.st_size else None
         self.base_start = self.base_end = 0

@@ -37,7 +37,6 @@ from eventlog.reader import open_regular
 from sessions._index_file import (
     DECODE_ERRORS,
     INDEX_FORMAT,
-    ROW_ID,
     ROW_START,
     Brief,
     Header,
@@ -175,11 +174,15 @@ class SessionIndex:
             view = self._look()
             briefs: dict[str, Brief] = {}
             if view is not None:
-                lines = view.lines()
-                try:
-                    briefs = {b.session.id: b for b in decode_lines(lines, brief_decoder) if b.session and b.log}
-                finally:
-                    lines.release()
+                if view.briefs is None:
+                    lines = view.lines()
+                    try:
+                        view.briefs = {
+                            b.session.id: b for b in decode_lines(lines, brief_decoder) if b.session and b.log
+                        }
+                    finally:
+                        lines.release()
+                briefs = dict(view.briefs)
             for session_id, row in self._pending.items():
                 log = row.log
                 briefs[session_id] = Brief(
@@ -188,11 +191,12 @@ class SessionIndex:
             return briefs
 
     def ids(self) -> set[str]:
-        """The ids of every session with a row (saved or pending), without decoding the rows."""
-        with self._mutex:
-            view = self._look()
-            found = {m.decode(errors="replace") for m in ROW_ID.findall(view.data)} if view is not None else set()
-            return found | set(self._pending)
+        """The ids of every session with a row that can be read (saved or pending).
+
+        A line a power cut or a full disk tore is no row: its session counts as
+        unindexed, so its log is read (counting the id alone hid such a session).
+        """
+        return set(self.briefs())
 
     def listing(self) -> Listing | None:
         """The newest trusted listing of ``sessions/`` saved, or None."""

@@ -1,6 +1,7 @@
 """The ``sessions`` command: look after a session store, and a demo chat that uses it.
 
-Here are the argument parser and :func:`main`; :mod:`sessions.cli.commands` holds the subcommands,
+Here are the argument parser and :func:`main`; :mod:`sessions.cli.commands` holds the subcommands that read and
+look after sessions, :mod:`sessions.cli.lifecycle` those that delete, restore, fork and rewind them,
 :mod:`sessions.cli.render` how sessions are shown to people, and :mod:`sessions.cli.chat` the demo chat.
 """
 
@@ -19,6 +20,7 @@ import platformdirs
 from sessions import transfer
 from sessions.cli.chat import DEFAULT_MAX_AGE_MINUTES
 from sessions.cli.commands import COMMANDS, EXIT_DAMAGED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, STORE_ENV, UsageError
+from sessions.cli.lifecycle import LIFECYCLE_COMMANDS
 from sessions.errors import SessionNotFound, SessionsError, UnsafeStorePath
 from sessions.maintenance import AmbiguousSessionId
 from sessions.transfer import ImportRefused
@@ -33,7 +35,8 @@ store:
   The store is a folder: sessions/*.jsonl are the data; index.json, locks/ and trash/ are machine-local.
 
 session ids:
-  any unique prefix of an id works, as with git (`sessions show 0193f2`).
+  any unique prefix of an id works, as with git (`sessions show 0193f2`); so does it for event ids
+  (`sessions fork ID --at EVENT`, `sessions rewind ID --to EVENT`).
 
 exit codes:
   0  success
@@ -67,6 +70,26 @@ def _minutes(text: str) -> float:
     return value
 
 
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not value >= 0 or value == float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (0 or more)")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of events (1 or more)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one subcommand per operation."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -86,9 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, description: str | None = None) -> argparse.ArgumentParser:
         return commands.add_parser(
-            name, help=help_text, description=help_text, epilog=EPILOG, formatter_class=formatter, parents=[common]
+            name,
+            help=help_text,
+            description=help_text if description is None else f"{help_text}.\n\n{description}",
+            epilog=EPILOG,
+            formatter_class=formatter,
+            parents=[common],
         )
 
     chat = command("chat", "a demo chat that resumes this directory's last session (offline, no model)")
@@ -111,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     how = show.add_mutually_exclusive_group()
     how.add_argument("--json", action="store_true", help="print the session and its events as JSON")
     how.add_argument("--raw", action="store_true", help="print the log lines exactly as stored")
+    part = show.add_mutually_exclusive_group()
+    part.add_argument(
+        "--tail",
+        type=_count,
+        metavar="N",
+        help="only the last N events of the active branch (a straight log is read from its end, not whole)",
+    )
+    part.add_argument(
+        "--branches",
+        action="store_true",
+        help="every branch of the session, the active one first, with event ids (for fork --at and rewind --to)",
+    )
 
     verify = command("verify", "check logs: chain, duplicates, unknown types, damaged lines (with byte offsets)")
     which = verify.add_mutually_exclusive_group(required=True)
@@ -129,6 +169,68 @@ def build_parser() -> argparse.ArgumentParser:
     imp = command("import", "add a session from a file written by `export --format jsonl`")
     imp.add_argument("file", type=Path, help="the exported log")
 
+    rm = command(
+        "rm",
+        "delete sessions: move their logs to the trash",
+        "Each log, and any sync conflict copies beside it, moves whole to STORE/trash/deleted/, under the\n"
+        "session's lock. `sessions restore ID` brings a session back; only `sessions trash --purge` removes\n"
+        "it for good. An unknown id is reported (exit code 2) and the other sessions are deleted all the same.",
+    )
+    rm.add_argument("ids", nargs="+", metavar="ID", help="session id or unique prefix (several may be given)")
+
+    restore = command(
+        "restore",
+        "bring a deleted session back from the trash",
+        "The most recently deleted log of the session goes back to STORE/sessions/, whole. It never replaces\n"
+        "a session that is in the store (exit code 3 if there is one with that id).",
+    )
+    restore.add_argument("id", help="id or unique prefix of a deleted session (`sessions trash` lists them)")
+
+    trash = command(
+        "trash",
+        "list the trash, or empty it of what is older than DAYS",
+        "Lists the deleted sessions in STORE/trash/deleted/: id, when deleted, size. With --purge --older-than\n"
+        "DAYS, removes for good every file that has been in the trash longer than DAYS: deleted sessions, and\n"
+        "the torn tails and merged conflict copies that `doctor` and the library keep there.",
+    )
+    trash.add_argument("--purge", action="store_true", help="remove old files for good (needs --older-than)")
+    trash.add_argument(
+        "--older-than", type=_days, metavar="DAYS", help="with --purge: what has been in the trash longer (0: all)"
+    )
+    trash.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    gc = command(
+        "gc",
+        "move sessions archived more than DAYS ago to the trash",
+        "Every archived session whose archive date is more than DAYS ago is deleted as `sessions rm` does\n"
+        "(into the trash, from which `sessions restore` brings it back). --dry-run only lists them.",
+    )
+    gc.add_argument(
+        "--archived-older-than", type=_days, metavar="DAYS", required=True, help="archived more than DAYS ago"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="only list the sessions that would be moved")
+    gc.add_argument("--json", action="store_true", help="print the sessions as JSON")
+
+    fork = command(
+        "fork",
+        "start a new session from a copy of another's conversation",
+        "The new session holds the active branch of ID up to its head, or up to --at EVENT, and the same\n"
+        "directory and git root. It records where it came from (forked_from, fork_event_id) and does not\n"
+        "depend on the original, which is not changed. Prints the new session's id on the first line.",
+    )
+    fork.add_argument("id", help="session id or unique prefix")
+    fork.add_argument("--at", metavar="EVENT", help="the event to fork at: id or unique prefix (default: the head)")
+    fork.add_argument("--json", action="store_true", help="print the new session as JSON")
+
+    rewind = command(
+        "rewind",
+        "go back to an earlier event: the next message continues from it",
+        "Makes EVENT (on any branch) the session's head. Nothing is deleted: the events after it stay in the\n"
+        "log as a branch, which `sessions show ID --branches` shows (with the event ids).",
+    )
+    rewind.add_argument("id", help="session id or unique prefix")
+    rewind.add_argument("--to", metavar="EVENT", required=True, help="the event to go back to: id or unique prefix")
+
     command("reindex", "rebuild index.json from the logs")
     doctor = command("doctor", "merge sync conflict copies, repair torn tails, rebuild the index")
     doctor.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
@@ -145,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _warn_one_line
     root = Path(args.store).expanduser() if getattr(args, "store", None) else default_store()
     try:
-        return COMMANDS[args.command](args, root)
+        return (COMMANDS | LIFECYCLE_COMMANDS)[args.command](args, root)
     except (UsageError, SessionNotFound, AmbiguousSessionId, ImportRefused, UnsafeStorePath) as exc:
         return _fail(EXIT_USAGE, str(exc))
     except SessionsError as exc:

@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.progress import track as rich_track
 from rich.table import Table
+from rich.text import Text as RichText
 
 from eventlog import utcnow
 from sessions import LocalSessionService, maintenance, transfer
@@ -21,9 +22,22 @@ from sessions.cli.chat import Chat, input_lines, stream_lines
 from sessions.cli.render import event_text, make_console, time_ago
 from sessions.errors import SessionNotFound, SessionsError
 from sessions.events import deserialize_event
-from sessions.models import VerifyReport
+from sessions.models import StoredEvent, StoredSession, VerifyReport
 
-__all__ = ["COMMANDS", "EXIT_DAMAGED", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "STORE_ENV", "UsageError"]
+__all__ = [
+    "COMMANDS",
+    "EXIT_DAMAGED",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "STORE_ENV",
+    "UsageError",
+    "event_json",
+    "open_store",
+    "print_json",
+    "short_ids",
+    "track_progress",
+]
 
 STORE_ENV: Final = "SESSIONS_STORE"
 EXIT_OK: Final = 0
@@ -50,7 +64,8 @@ def _how_to_run_me() -> str:
         return str(me)
 
 
-def _open(root: Path, *, create: bool = False) -> LocalSessionService:
+def open_store(root: Path, *, create: bool = False) -> LocalSessionService:
+    """The store at ``root``; a missing store (unless ``create``) or a path that is not a folder is a UsageError."""
     if root.exists() and not root.is_dir():
         raise UsageError(f"the store {root} is not a folder; pass --store PATH or set {STORE_ENV} to a folder")
     if not create and not (root / "sessions").is_dir():
@@ -61,7 +76,7 @@ def _open(root: Path, *, create: bool = False) -> LocalSessionService:
     return LocalSessionService.open(root)
 
 
-def _track(console: Console) -> maintenance.Track:
+def track_progress(console: Console) -> maintenance.Track:
     def track(ids: Sequence[str], description: str) -> Iterable[str]:
         return rich_track(ids, description=description, console=console, transient=True, disable=len(ids) < 2)
 
@@ -74,7 +89,7 @@ def _track(console: Console) -> maintenance.Track:
 
 
 def _chat(args: argparse.Namespace, root: Path) -> int:
-    service = _open(root, create=True)
+    service = open_store(root, create=True)
     console = make_console()
     scripted = args.script is not None or not sys.stdin.isatty()
     chat = Chat(
@@ -105,13 +120,13 @@ def _list(args: argparse.Namespace, root: Path) -> int:
         else:
             print(f"No sessions yet: {root} does not exist. `sessions chat` starts one.")
         return EXIT_OK
-    service = _open(root)
+    service = open_store(root)
     sessions = service.list_sessions(include_archived=args.all)
     if args.dir is not None:
         wanted = str(args.dir.expanduser().resolve())
         sessions = [s for s in sessions if wanted in (s.directory, s.git_root)]
     if args.json:
-        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(sessions), indent=2) + b"\n")
+        print_json(sessions)
         return EXIT_OK
     console = make_console()
     if not sessions:
@@ -135,16 +150,33 @@ def _list(args: argparse.Namespace, root: Path) -> int:
 
 
 def _show(args: argparse.Namespace, root: Path) -> int:
-    service = _open(root)
+    if args.raw and (args.tail is not None or args.branches):
+        raise UsageError("--raw prints the whole log as stored; it cannot be combined with --tail or --branches")
+    service = open_store(root)
     session_id = maintenance.resolve_session_id(service, args.id)
-    if args.raw or args.json:
+    if args.raw or (args.json and args.tail is None and not args.branches):
         fmt = "jsonl" if args.raw else "json"
         sys.stdout.buffer.write(transfer.export_session(service, session_id, fmt))
         return EXIT_OK
     session = service.get_session(session_id)
     if session is None:
         raise SessionNotFound(f"no session {session_id} in {root}")
+    if args.branches:
+        return _show_branches(service, session, as_json=args.json)
+    stored = service.load_events(session_id, last=args.tail)
+    if args.json:
+        print_json({"session": session, "events": [event_json(e) for e in stored]})
+        return EXIT_OK
     console = make_console()
+    _print_session(console, session)
+    if args.tail is not None:
+        console.print(f"(the last {len(stored)} of the active branch's events)", style="dim")
+    for event in stored:
+        console.print(event_text(deserialize_event(event.event_type, event.event_data)))
+    return EXIT_OK
+
+
+def _print_session(console: Console, session: StoredSession) -> None:
     console.print(f"Session {session.id}", style="bold")
     console.print(f"  directory:   {session.directory or '-'}")
     console.print(f"  git root:    {session.git_root or '-'}")
@@ -154,20 +186,93 @@ def _show(args: argparse.Namespace, root: Path) -> int:
         console.print(f"  archived:    {session.archived_at:%Y-%m-%d %H:%M:%S} UTC")
     if session.server_session_id:
         console.print(f"  server id:   {session.server_session_id}")
+    if session.forked_from is not None:
+        console.print(f"  forked from: {session.forked_from} at event {session.fork_event_id or '-'}")
     console.print(f"  events:      {session.event_count}")
     console.print()
-    for stored in service.load_events(session_id):
-        console.print(event_text(deserialize_event(stored.event_type, stored.event_data)))
+
+
+def _show_branches(service: LocalSessionService, session: StoredSession, *, as_json: bool) -> int:
+    tree = service.load_tree(session.id)
+    branches = tree.branches()
+    if as_json:
+        print_json(
+            {
+                "session": session,
+                "branches": [
+                    {"head": b[-1].id, "active": n == 0, "events": [event_json(e) for e in b]}
+                    for n, b in enumerate(branches)
+                ],
+            }
+        )
+        return EXIT_OK
+    console = make_console()
+    _print_session(console, session)
+    if not branches:
+        console.print("(no events yet)", style="dim")
+        return EXIT_OK
+    short = short_ids([e.id for e in tree.events])
+    for n, branch in enumerate(branches):
+        # What this branch shares with an earlier one is shown once, there; here only where it goes on from it.
+        shared, earlier = max(
+            ((_common_prefix(branch, branches[k]), k) for k in range(n)), key=lambda t: (t[0], -t[1]), default=(0, -1)
+        )
+        title = f"branch {n + 1} of {len(branches)}{' (active)' if n == 0 else ''}: "
+        title += f"{len(branch)} events, head {short[branch[-1].id]}"
+        if shared:
+            title += f"; the first {shared} as in branch {earlier + 1}, then:"
+        if n:
+            console.print()
+        console.print(title, style="bold" if n == 0 else None)
+        for event in branch[shared:]:
+            line = RichText(f"{short[event.id]} ", style="dim")
+            line.append_text(event_text(deserialize_event(event.event_type, event.event_data)))
+            console.print(line)
     return EXIT_OK
 
 
+def _common_prefix(a: Sequence[StoredEvent], b: Sequence[StoredEvent]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x.id != y.id:
+            break
+        n += 1
+    return n
+
+
+def short_ids(ids: Sequence[str], minimum: int = 8) -> dict[str, str]:
+    """Each id cut to the shortest length (at least ``minimum``) at which all of them are still told apart."""
+    length = minimum
+    longest = max(map(len, ids), default=0)
+    while length < longest and len({i[:length] for i in ids}) < len(set(ids)):
+        length += 1
+    return {i: i[:length] for i in ids}
+
+
+def event_json(event: StoredEvent) -> dict[str, object]:
+    """One event as ``show --json`` and ``export --format json`` print it."""
+    return {
+        "id": event.id,
+        "parent_id": event.parent_id,
+        "invocation_id": event.invocation_id,
+        "type": event.event_type,
+        "created_at": event.created_at,
+        "data": msgspec.Raw(event.event_data.encode()),
+    }
+
+
+def print_json(value: object) -> None:
+    """``value`` as indented JSON on stdout, as every ``--json`` prints."""
+    sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(value), indent=2) + b"\n")
+
+
 def _verify(args: argparse.Namespace, root: Path) -> int:
-    service = _open(root)
+    service = open_store(root)
     ids = service.session_ids() if args.all else [maintenance.resolve_session_id(service, args.id)]
     err = make_console(sys.stderr)
     reports: list[VerifyReport] = []
     unreadable: list[tuple[str, str]] = []
-    for session_id in _track(err)(ids, "Verifying"):
+    for session_id in track_progress(err)(ids, "Verifying"):
         try:
             reports.append(service.verify(session_id))
         except SessionsError as exc:
@@ -177,7 +282,7 @@ def _verify(args: argparse.Namespace, root: Path) -> int:
         out = [_report_json(r) for r in reports] + [
             {"session_id": sid, "ok": False, "error": message} for sid, message in unreadable
         ]
-        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(out), indent=2) + b"\n")
+        print_json(out)
         return EXIT_DAMAGED if damaged else EXIT_OK
     console = make_console()
     for report in reports:
@@ -221,7 +326,7 @@ def _print_report(console: Console, report: VerifyReport) -> None:
 
 
 def _archive(args: argparse.Namespace, root: Path) -> int:
-    service = _open(root)
+    service = open_store(root)
     session_id = maintenance.resolve_session_id(service, args.id)
     if args.command == "archive":
         service.archive(session_id)
@@ -233,7 +338,7 @@ def _archive(args: argparse.Namespace, root: Path) -> int:
 
 
 def _export(args: argparse.Namespace, root: Path) -> int:
-    service = _open(root)
+    service = open_store(root)
     session_id = maintenance.resolve_session_id(service, args.id)
     data = transfer.export_session(service, session_id, args.format)
     if args.output is None:
@@ -248,15 +353,15 @@ def _export(args: argparse.Namespace, root: Path) -> int:
 def _import(args: argparse.Namespace, root: Path) -> int:
     if not args.file.is_file():
         raise UsageError(f"{args.file} is not a file; give a log written by `sessions export ID --format jsonl`")
-    service = _open(root, create=True)
+    service = open_store(root, create=True)
     session_id = transfer.import_session(service, args.file)
     print(f"imported session {session_id} into {root}")
     return EXIT_OK
 
 
 def _reindex(args: argparse.Namespace, root: Path) -> int:
-    service = _open(root)
-    indexed, problems = maintenance.reindex(service, _track(make_console(sys.stderr)))
+    service = open_store(root)
+    indexed, problems = maintenance.reindex(service, track_progress(make_console(sys.stderr)))
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
     print(f"rebuilt {root / 'index.json'} from {indexed} session log(s)")
@@ -264,9 +369,9 @@ def _reindex(args: argparse.Namespace, root: Path) -> int:
 
 
 def _doctor(args: argparse.Namespace, root: Path) -> int:
-    service = _open(root)
+    service = open_store(root)
     console = make_console()
-    steps = maintenance.doctor(service, dry_run=args.dry_run, track=_track(make_console(sys.stderr)))
+    steps = maintenance.doctor(service, dry_run=args.dry_run, track=track_progress(make_console(sys.stderr)))
     for name, changes in steps:
         console.print(f"{name}:", style="bold")
         for change in changes or ["nothing to do"]:

@@ -40,7 +40,6 @@ xfail, and while it reproduces the runs count the states that show it apart
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import shutil
@@ -363,11 +362,10 @@ def _contents(events: list[ConversationEvent | UnknownEvent]) -> list[str]:
 _LOG_NAME: Final = re.compile(rf"{STORE}/sessions/([0-9a-f-]{{36}})\.jsonl")
 
 
-def check_crash_state(state: CrashState, work: Workload, folder: Path) -> list[str]:
+def check_crash_state(state: CrashState, work: Workload, folder: Path) -> None:
     """Rebuild ``state`` in the empty ``folder``, open it with the library and check it against the ledger.
 
-    :returns: the known bug, if it showed (see :func:`tolerated`); the checks go on past it.
-    :raises AssertionError: for anything else.
+    :raises AssertionError: for anything that breaks a promise.
     """
     inos = materialize(state, folder)
     _translate_inodes(folder / STORE / "index.jsonl", inos)
@@ -381,7 +379,6 @@ def check_crash_state(state: CrashState, work: Workload, folder: Path) -> list[s
             check.recovery(service)
         finally:
             service.close()
-    return check.known
 
 
 class CrashCheck:
@@ -389,7 +386,6 @@ class CrashCheck:
 
     def __init__(self, work: Workload, snapshot: Snapshot, cut: int) -> None:
         self.sessions, self.snapshot, self.cut = work.sessions, snapshot, cut
-        self.known: list[str] = []
 
     def acknowledged(self, session: Session) -> bool:
         return session.created is not None and session.created.returned(self.cut)
@@ -457,10 +453,6 @@ class CrashCheck:
         assert self.snapshot.file(session.log) is not None, f"{session.id}: an acknowledged session was lost"
         if found is not None or any(call.began(self.cut) for call in session.archived):
             return
-        readable, unreadable = _index_rows(self.snapshot.file(f"{STORE}/index.jsonl") or b"", session.id)
-        if unreadable and not readable and tolerated() == TORN_ROW_HIDES:
-            self.known.append(TORN_ROW_HIDES)
-            return
         raise AssertionError(f"{session.id}: not resumable from {session.directory}")
 
     def recovery(self, service: LocalSessionService) -> None:
@@ -489,20 +481,6 @@ class CrashCheck:
         assert created is not None and created.event_count == 1
 
 
-def _index_rows(index: bytes, session_id: str) -> tuple[int, int]:
-    """How many lines of the index are rows of the session that decode, and how many do not."""
-    start = b'{"session":{"id":"' + session_id.encode() + b'"'
-    readable = unreadable = 0
-    for line in index.split(b"\n"):
-        if line.startswith(start):
-            try:
-                msgspec.json.decode(line)
-                readable += 1
-            except msgspec.DecodeError:
-                unreadable += 1
-    return readable, unreadable
-
-
 def _translate_inodes(index: Path, inos: dict[int, int]) -> None:
     """Give the index's saved inode numbers the rebuilt files' numbers (a real power cut keeps them)."""
     try:
@@ -512,22 +490,11 @@ def _translate_inodes(index: Path, inos: dict[int, int]) -> None:
     index.write_bytes(re.sub(rb'"ino":(\d+)', lambda m: b'"ino":%d' % inos.get(int(m[1]), int(m[1])), data))
 
 
-# -- a known bug, pinned down ------------------------------------------------------------------------
-
-TORN_ROW_HIDES: Final = "find_resumable misses a session whose only index row is torn"
-
-KNOWN_BUG: Final = (
-    "sessions/catalog.py Catalog.find_resumable misses a session whose only index row is torn. Index rows are "
-    "appended without a sync, so a power cut can leave the last one cut short. SessionIndex.ids() "
-    "(sessions/index.py, the ROW_ID regex of sessions/_index_file.py) counts the torn line as a row, so the "
-    "session is not 'unindexed'; SessionIndex.rows_near() drops the row it cannot decode, so the session is not "
-    "a candidate either. A new process's find_resumable returns None for the session it should continue, until "
-    "something saves its row again (list_sessions or a write; never while it has a conflict copy)."
-)
+# -- a bug the suite found, pinned down ---------------------------------------------------------------
 
 
 def torn_index_row_hides_a_session() -> bool:
-    """Whether the known bug is there: a session whose one index row a power cut tore is not found on restart.
+    """Whether a session whose one index row a power cut tore is missed on restart (fixed: such a row is no row).
 
     The state is the ``ext4`` model's ``torn`` state after one persist: the log was
     synced, the index row appended after it was not, and half of it reached the disk.
@@ -551,15 +518,6 @@ def torn_index_row_hides_a_session() -> bool:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@functools.cache
-def tolerated() -> str | None:
-    """The known bug the checks count apart instead of failing on, while it reproduces.
-
-    Once it is fixed this returns None, and a session that find_resumable misses fails the checks again.
-    """
-    return TORN_ROW_HIDES if torn_index_row_hides_a_session() else None
-
-
 # -- running it -----------------------------------------------------------------------------------------
 
 
@@ -571,8 +529,6 @@ class Outcome:
     checked: Counter[str] = field(default_factory=Counter)
     """Distinct crash states per model (same files, same acknowledgements), each rebuilt and checked."""
     failures: list[str] = field(default_factory=list)
-    known: Counter[str] = field(default_factory=Counter)
-    """Per model, distinct states in which the known bug showed (the rest of their checks passed or failed as usual)."""
     work: Counter[str] = field(default_factory=Counter)
 
 
@@ -602,7 +558,7 @@ def run_workload(steps: list[Step], seed: int) -> Outcome:
             op.kind == "rename" and op.target == f"{STORE}/index.jsonl" for op in recorder.ops
         )
         outcome = Outcome(recorder.ops, work=work.tally)
-        results: dict[tuple[Snapshot, tuple[int, int]], tuple[str | None, bool]] = {}
+        results: dict[tuple[Snapshot, tuple[int, int]], str | None] = {}
         seen: dict[str, set[tuple[Snapshot, tuple[int, int]]]] = {model: set() for model in MODELS}
         for n, state in enumerate(crash_states(recorder.ops, seed=seed)):
             outcome.states[state.model] += 1
@@ -611,17 +567,17 @@ def run_workload(steps: list[Step], seed: int) -> Outcome:
                 folder = scratch / str(n)
                 folder.mkdir()
                 try:
-                    results[key] = (None, bool(check_crash_state(state, work, folder)))
+                    check_crash_state(state, work, folder)
+                    results[key] = None
                 except AssertionError as exc:
-                    results[key] = (str(exc).splitlines()[0], False)
+                    results[key] = str(exc).splitlines()[0]
                 finally:
                     shutil.rmtree(folder, ignore_errors=True)
             if key in seen[state.model]:
                 continue
             seen[state.model].add(key)
             outcome.checked[state.model] += 1
-            problem, known = results[key]
-            outcome.known[state.model] += known
+            problem = results[key]
             if problem is not None:
                 after = recorder.ops[state.cut - 1] if state.cut else "nothing"
                 outcome.failures.append(
@@ -644,7 +600,6 @@ def check_workload(steps: list[Step], seed: int) -> None:
         TALLY[f"{model}: crash states"] += outcome.states[model]
         TALLY[f"{model}: distinct states checked"] += outcome.checked[model]
         TALLY[f"{model}: failures"] += sum(f.startswith(f"{model}/") for f in outcome.failures)
-        TALLY[f"{model}: states showing the known bug"] += outcome.known[model]
     for kind in ("create", "write", "fsync", "rename", "unlink", "truncate", "mkdir"):
         TALLY[f"ops: {kind}"] += sum(op.kind == kind for op in outcome.ops)
     assert not outcome.failures, f"workload {steps} (seed {seed}):\n" + "\n".join(outcome.failures[:20])
@@ -665,8 +620,6 @@ def run_suite(examples: int, max_steps: int) -> None:
     print(f"\npower loss ({time.monotonic() - started:.1f} s):")
     for name, count in sorted(TALLY.items()):
         print(f"  {name}: {count}")
-    if TALLY["posix: states showing the known bug"] + TALLY["ext4: states showing the known bug"]:
-        print(f"  known bug, counted apart (see test_find_resumable_after_a_torn_index_row): {KNOWN_BUG}")
 
 
 # -- the tests ---------------------------------------------------------------------------------------------
@@ -713,14 +666,8 @@ def test_a_missing_sync_is_caught(module: object, name: str, models: set[str]) -
     assert {f.split("/")[0] for f in outcome.failures} == models
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sessions/catalog.py Catalog.find_resumable: a session whose only index row a power cut tore "
-    "(index appends are not synced) is counted by SessionIndex.ids() but dropped by SessionIndex.rows_near(), "
-    "so a new process does not find it",
-)
 def test_find_resumable_after_a_torn_index_row() -> None:
-    """The known bug (see ``KNOWN_BUG``): after a power cut an application does not find the session it was in."""
+    """Found by this suite: after a power cut tore its only index row, a session was not found on restart."""
     assert not torn_index_row_hides_a_session()
 
 
