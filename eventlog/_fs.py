@@ -21,6 +21,7 @@ ftruncate = os.ftruncate
 fchmod = os.fchmod
 unlink = os.unlink
 mkdir = os.mkdir
+link = os.link
 
 
 def pread_into(fd: int, buffer: memoryview, offset: int) -> int:

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from eventlog import ensure_private_dir, move_to_trash, sync_dir
+from eventlog import _fs, ensure_private_dir, move_to_trash, sync_dir
 from sessions._layout import LOG_SUFFIX
 from sessions.errors import SessionExists, SessionNotFound
 from sessions.models import TrashedSession
@@ -89,10 +89,10 @@ def restore_session(service: LocalSessionService, session_id: str) -> None:
         # that does not take our lock (a sync tool).
         source = Path(candidates[0].path)
         try:
-            os.link(source, target)
+            _fs.link(source, target)
         except FileExistsError:
             raise SessionExists(f"session {session_id} exists in {service.root}; nothing was restored") from None
-        os.unlink(source)
+        _fs.unlink(source)
         if service.durability == "fsync":
             sync_dir(target.parent)
             sync_dir(source.parent)
@@ -113,7 +113,7 @@ def purge_trash(service: LocalSessionService, older_than_secs: float) -> list[Pa
             continue
         for entry in entries:
             if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_ctime < cutoff:
-                os.unlink(entry.path)
+                _fs.unlink(entry.path)
                 removed.append(Path(entry.path))
     if removed and service.durability == "fsync":
         for folder in {path.parent for path in removed}:

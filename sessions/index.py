@@ -30,8 +30,7 @@ from typing import Final
 
 import msgspec
 
-from eventlog import UnsafeLogPath, atomic_write
-from eventlog._fs import write_all
+from eventlog import UnsafeLogPath, _fs, atomic_write
 from eventlog._lock import FileLock
 from eventlog.reader import open_regular
 from sessions._index_file import (
@@ -88,7 +87,7 @@ class SessionIndex:
             self._cleaned = True
             for name in OLD_FILES:
                 with contextlib.suppress(OSError):
-                    os.unlink(self.path.parent / name)
+                    _fs.unlink(self.path.parent / name)
         try:
             fd = open_regular(self.path)
         except FileNotFoundError:
@@ -256,7 +255,7 @@ class SessionIndex:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data
-            write_all(fd, data)
+            _fs.write_all(fd, data)
             return size + len(data)
         except OSError:
             return 0
@@ -301,7 +300,7 @@ class SessionIndex:
             self._drop_view()
             for path in (self.path, *(self.path.parent / name for name in OLD_FILES)):
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+                    _fs.unlink(path)
 
     def close(self) -> None:
         self.flush()

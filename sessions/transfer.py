@@ -10,7 +10,7 @@ from typing import Final
 
 import msgspec
 
-from eventlog import FORMAT_VERSION, KIND_HEADER, decode_record, sync_dir, sync_file, verify_log
+from eventlog import FORMAT_VERSION, KIND_HEADER, _fs, decode_record, sync_dir, sync_file, verify_log
 from sessions.errors import SessionNotFound, SessionsError, UnsafeStorePath
 from sessions.events import deserialize_event
 from sessions.protocol import check_session_id
@@ -92,17 +92,16 @@ def import_session(service: LocalSessionService, path: Path) -> str:
             f"(`sessions show {session_id[:13]}` shows it)"
         )
     staging = service.sessions_dir / f".import-{session_id}-{os.getpid()}.tmp"
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = _fs.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
+        _fs.write_all(fd, data)
         if service.durability == "fsync":
             sync_file(fd)
         os.close(fd)
         fd = -1
         # link() refuses an existing name, so a session created meanwhile is never overwritten.
         try:
-            os.link(staging, target)
+            _fs.link(staging, target)
         except FileExistsError:
             raise ImportRefused(
                 f"session {session_id} already exists in {service.root}; nothing was imported"
@@ -114,7 +113,7 @@ def import_session(service: LocalSessionService, path: Path) -> str:
     finally:
         if fd >= 0:
             os.close(fd)
-        os.unlink(staging)
+        _fs.unlink(staging)
     if service.durability == "fsync":
         sync_dir(service.sessions_dir)
     service.get_session(session_id)  # index it
@@ -129,14 +128,13 @@ _NO_HARD_LINKS: Final = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EML
 def _create_exclusive(target: Path, data: bytes, *, durable: bool, session_id: str) -> None:
     """Write ``target`` only if it does not exist; a crash part-way leaves a torn tail that ``doctor`` cuts."""
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = _fs.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         raise ImportRefused(
             f"session {session_id} already exists in {target.parent.parent}; nothing was imported"
         ) from None
     try:
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
+        _fs.write_all(fd, data)
         if durable:
             sync_file(fd)
     finally:

@@ -19,7 +19,6 @@ import msgspec
 import pytest
 
 import eventlog._fs
-import sessions.index
 from eventlog import new_id, read_log
 from sessions import (
     ConversationEvent,
@@ -243,7 +242,7 @@ def test_index_deleted_by_another_process_right_after_a_save(tmp_path: Path, mon
         real_write(fd, data)
         (tmp_path / "index.jsonl").unlink()
 
-    monkeypatch.setattr(sessions.index, "write_all", write_then_reindex)
+    monkeypatch.setattr(eventlog._fs, "write_all", write_then_reindex)
     service.close()
     monkeypatch.undo()
     again = LocalSessionService.open(tmp_path)
