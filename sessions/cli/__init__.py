@@ -32,7 +32,7 @@ APP_NAME: Final = "jsonl-sessions"
 EPILOG: Final = f"""\
 store:
   --store PATH, else ${STORE_ENV}, else the per-user data folder ({platformdirs.user_data_dir(APP_NAME)}).
-  The store is a folder: sessions/*.jsonl are the data; index.json, locks/ and trash/ are machine-local.
+  The store is a folder: sessions/*.jsonl are the data; index.jsonl, locks/ and trash/ are machine-local.
 
 session ids:
   any unique prefix of an id works, as with git (`sessions show 0193f2`); so does it for event ids
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     rewind.add_argument("id", help="session id or unique prefix")
     rewind.add_argument("--to", metavar="EVENT", required=True, help="the event to go back to: id or unique prefix")
 
-    command("reindex", "rebuild index.json from the logs")
+    command("reindex", "rebuild index.jsonl from the logs")
     doctor = command("doctor", "merge sync conflict copies, repair torn tails, rebuild the index")
     doctor.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
     return parser

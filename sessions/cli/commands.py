@@ -364,7 +364,7 @@ def _reindex(args: argparse.Namespace, root: Path) -> int:
     indexed, problems = maintenance.reindex(service, track_progress(make_console(sys.stderr)))
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
-    print(f"rebuilt {root / 'index.json'} from {indexed} session log(s)")
+    print(f"rebuilt {root / 'index.jsonl'} from {indexed} session log(s)")
     return EXIT_OK
 
 
