@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from sessions import (
+    Compaction,
     EventBase,
     OutOfBandOutput,
     SkillInvocation,
@@ -37,3 +38,9 @@ events: st.SearchStrategy[EventBase] = st.one_of(
     st.builds(SystemContext, texts),
     st.builds(SkillInvocation, name=texts, arguments=st.none() | texts, content=texts),
 )
+
+compactions: st.SearchStrategy[Compaction] = st.builds(
+    Compaction, summary=texts, tokens_before=st.none() | st.integers(0, 10**9)
+)
+conversation_events: st.SearchStrategy[EventBase] = st.one_of(events, compactions)
+"""Events as a conversation holds them: the usual ones, and now and then a compaction checkpoint."""
