@@ -29,7 +29,17 @@ from dataclasses import dataclass, field
 
 from eventlog.record import CHAIN_KINDS, KIND_HEAD, Record
 
-__all__ = ["EventTree", "Head", "active_head", "build_tree", "chain_records", "is_linear", "order_events", "path_to"]
+__all__ = [
+    "EventTree",
+    "Head",
+    "active_head",
+    "build_tree",
+    "chain_records",
+    "head_and_count",
+    "is_linear",
+    "order_events",
+    "path_to",
+]
 
 
 @dataclass(frozen=True)
@@ -170,6 +180,20 @@ def active_head(events: Sequence[Record]) -> Head | None:
         return None
     by_id = {record.id: record for record in tree.events}
     return Head(by_id[head_id], tree.depth[head_id], len(tree.events))
+
+
+def head_and_count(events: Sequence[Record]) -> tuple[Record | None, int]:
+    """The active head's record (None: no events, or a rewind to the start) and how many unique events there are.
+
+    The count is every event kept, on every branch: a rewind leaves them in the log.
+    """
+    if not events:
+        return None, 0
+    if is_linear(events):
+        return events[-1], len(events)
+    tree = build_tree(events)
+    by_id = {record.id: record for record in tree.events}
+    return (by_id[tree.active_head] if tree.active_head is not None else None), len(tree.events)
 
 
 def order_events(events: Sequence[Record]) -> list[Record]:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import msgspec
 
-from eventlog.chain import active_head, chain_records, is_linear
+from eventlog.chain import chain_records, head_and_count, is_linear
 from eventlog.durability import atomic_write, ensure_private_dir
 from eventlog.errors import EventLogError
 from eventlog.reader import read_bytes
@@ -154,10 +154,10 @@ def merged_state(merged: MergedLog) -> LogState:
                 keyed[key] = FactRef(ts=record.ts, offset=-1, length=0, inline=record.data)
         else:
             state.fold(record, -1, 0)
-    head = active_head(events)
+    head, state.events = head_and_count(events)
     state.linear = is_linear(events)
     if head is not None:
-        state.head_id, state.head_ts, state.events = head.record.id, head.record.ts, head.unique
+        state.head_id, state.head_ts = head.id, head.ts
     return state
 
 

@@ -16,7 +16,7 @@ from typing import Final
 
 import msgspec
 
-from eventlog.chain import active_head
+from eventlog.chain import head_and_count
 from eventlog.reader import decode_each, iter_chunks
 from eventlog.record import CHAIN_KINDS, KIND_EVENT, KIND_FACT, KIND_HEAD, KIND_HEADER, Record, decode_lines
 
@@ -204,7 +204,7 @@ def _fold_tree(fd: int, stop: int) -> LogState:
                 state.fold(record, at, length)
         state.size = offset + len(chunk)
         state.tail = (state.tail + bytes(chunk[-TAIL_BYTES:]))[-TAIL_BYTES:]
-    head = active_head(events)
+    head, state.events = head_and_count(events)
     if head is not None:
-        state.head_id, state.head_ts, state.events = head.record.id, head.record.ts, head.unique
+        state.head_id, state.head_ts = head.id, head.ts
     return state

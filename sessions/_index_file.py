@@ -125,6 +125,8 @@ class View:
         self.listing: Listing | bool | None = False
         self.briefs: dict[str, Brief] | None = None
         """Every session's newest readable row, once decoded."""
+        self.near: dict[tuple[str | None, str | None], dict[str, Row]] = {}
+        """The rows of each place asked about, once found."""
         """The newest listing line, None if there is none; False until looked for."""
         self.map = mmap.mmap(fd, st.st_size, prot=mmap.PROT_READ) if st.st_size else None
         self.base_start = self.base_end = 0

@@ -123,49 +123,62 @@ class SessionIndex:
             if pending is not None:
                 return pending
             view = self._look()
-            if view is None:
-                return None
-            needle = ROW_START + session_id.encode() + b'"'
-            data = view.data
-            end = view.size
-            while (at := data.rfind(needle, max(view.base_end, 0), end)) >= 0:
-                if at == 0 or data[at - 1 : at] == b"\n":
-                    row = decode_row(data, at)
-                    if row is not None:
-                        return row
-                end = at
-            return view.search_base(session_id)
+            return self._last_saved(view, session_id) if view is not None else None
+
+    def _last_saved(self, view: View, session_id: str) -> Row | None:
+        """The newest row of the session the file holds that can be read: the tail from its end, then the base."""
+        needle = ROW_START + session_id.encode() + b'"'
+        data = view.data
+        end = view.size
+        while (at := data.rfind(needle, max(view.base_end, 0), end)) >= 0:
+            if at == 0 or data[at - 1 : at] == b"\n":
+                row = decode_row(data, at)
+                if row is not None:
+                    return row
+            end = at
+        return view.search_base(session_id)
 
     def rows_near(self, directory: str | None, git_root: str | None) -> dict[str, Row]:
         """The newest rows of the sessions in ``directory`` or under ``git_root``, without decoding the others."""
         with self._mutex:
             view = self._look()
             ids: set[str] = {sid for sid, row in self._pending.items() if placed(row.session, directory, git_root)}
-            starts: dict[str, int] = {}
-            if view is not None:
-                data = view.data
-                for field, value in (("directory", directory), ("git_root", git_root)):
-                    if value is None:
-                        continue
-                    needle = b'"' + field.encode() + b'":' + encoder.encode(value)
-                    at = data.find(needle)
-                    while at >= 0:
-                        start = data.rfind(b"\n", 0, at) + 1
-                        if data[start : start + len(ROW_START)] == ROW_START:
-                            stop = data.find(b'"', start + len(ROW_START))
-                            session_id = bytes(data[start + len(ROW_START) : stop]).decode(errors="replace")
-                            starts[session_id] = max(start, starts.get(session_id, -1))
-                        at = data.find(needle, at + len(needle))
-            rows = {}
-            for session_id in ids | set(starts):
-                # Every row of a session names its place (places never change), so the last line found
-                # is its newest; only a damaged one sends us to the general lookup.
-                row = self._pending.get(session_id)
-                if row is None and view is not None and session_id in starts:
-                    row = decode_row(view.data, starts[session_id]) or self.row(session_id)
-                if row is not None and placed(row.session, directory, git_root):
-                    rows[session_id] = row
+            saved = self._saved_near(view, directory, git_root)
+            rows = {sid: row for sid, row in saved.items() if sid not in self._pending}
+            for session_id in ids:
+                rows[session_id] = self._pending[session_id]
             return rows
+
+    def _saved_near(self, view: View | None, directory: str | None, git_root: str | None) -> dict[str, Row]:
+        """The saved rows of one place, found once per look at the file (a running app asks again and again)."""
+        if view is None:
+            return {}
+        cached = view.near.get((directory, git_root))
+        if cached is not None:
+            return cached
+        starts: dict[str, int] = {}
+        data = view.data
+        for field, value in (("directory", directory), ("git_root", git_root)):
+            if value is None:
+                continue
+            needle = b'"' + field.encode() + b'":' + encoder.encode(value)
+            at = data.find(needle)
+            while at >= 0:
+                start = data.rfind(b"\n", 0, at) + 1
+                if data[start : start + len(ROW_START)] == ROW_START:
+                    stop = data.find(b'"', start + len(ROW_START))
+                    session_id = bytes(data[start + len(ROW_START) : stop]).decode(errors="replace")
+                    starts[session_id] = max(start, starts.get(session_id, -1))
+                at = data.find(needle, at + len(needle))
+        rows = {}
+        for session_id, start in starts.items():
+            # Every row of a session names its place (places never change), so the last line found
+            # is its newest; only a damaged one sends us to the general lookup.
+            row = decode_row(view.data, start) or self._last_saved(view, session_id)
+            if row is not None and placed(row.session, directory, git_root):
+                rows[session_id] = row
+        view.near[(directory, git_root)] = rows
+        return rows
 
     def briefs(self) -> dict[str, Brief]:
         """Every session's newest row, as listing needs it."""

@@ -14,7 +14,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -71,8 +70,6 @@ class StoreMachine(RuleBasedStateMachine):
         """Each fork's ``fork_event_id`` as it must stay: (file store's, model's), by file-store id."""
         self.seen: dict[str, set[str]] = {}
         """Every event id ever on a session's active branch in the file store: abandoned ones stay in the tree."""
-        self.rewound_to_start: set[str] = set()
-        """File-store sessions whose log holds a rewind to the empty conversation (see _REWIND_TO_START_COUNT)."""
 
     def teardown(self) -> None:
         self.file.close()
@@ -98,8 +95,6 @@ class StoreMachine(RuleBasedStateMachine):
 
     def _note_rewind(self, pair: Pair, now: list[ConversationEvent | UnknownEvent]) -> None:
         pair.history = list(now)
-        if not now and self.file.get_session(pair.file.session_id) is not None:
-            self.rewound_to_start.add(pair.file.session_id)
 
     def _new_pair(self, directory: str | None) -> Pair:
         session_id = new_id()
@@ -273,8 +268,7 @@ class StoreMachine(RuleBasedStateMachine):
             tree = self.file.load_tree(session_id)
             assert model_stored.event_count == len(model_branch)
             assert len(tree.events) >= len(branch)
-            if session_id not in self.rewound_to_start:  # that case: the known bug _REWIND_TO_START_COUNT
-                assert stored.event_count == len(tree.events)
+            assert stored.event_count == len(tree.events)
             seen = self.seen.setdefault(session_id, set())
             seen.update(e.id for e in branch)
             assert seen <= {e.id for e in tree.events}, "an abandoned event left the tree"
@@ -290,17 +284,8 @@ TestStoreMachine = StoreMachine.TestCase
 TestStoreMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 
 
-_REWIND_TO_START_COUNT = (
-    "eventlog.summary._fold_tree sets LogState.events only when the log has an active head, so a log "
-    "rewound to the empty conversation (rewind(None), or pop of the last event) reports event_count 0 "
-    "although its events are kept (load_tree); the index then counts later appends from 0 (1 for 2 kept "
-    "events), while a fresh read of the same log (drop_index) says 2"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=_REWIND_TO_START_COUNT)
 def test_event_count_after_a_rewind_to_the_start(tmp_path: Path) -> None:
-    """The case the machine leaves out of its event_count check (``rewound_to_start``)."""
+    """A rewind to the empty conversation keeps the events: they still count (the machine found this)."""
     service = LocalSessionService.open(tmp_path, durability="flush")
     manager = SessionManager.create_new(service, "/p", None)
     manager.persist_events([UserMessage("a")])
