@@ -14,6 +14,7 @@ from rich.text import Text as RichText
 
 from eventlog import utcnow
 from sessions.events import (
+    Compaction,
     ConversationEvent,
     OutOfBandOutput,
     SkillInvocation,
@@ -90,6 +91,10 @@ def event_text(event: AnyEvent) -> RichText:
         case SkillInvocation(name=name, arguments=arguments, content=content):
             line.append(f"  skill {name}{' ' + arguments if arguments else ''}: ", style="blue")
             line.append(_indent(content))
+        case Compaction(summary=summary, tokens_before=tokens):
+            before = f" of {tokens} tokens" if tokens is not None else ""
+            line.append(f"── compaction{before}: the conversation above, summarized ──\n", style="bold magenta")
+            line.append(_indent(summary, first=True), style="magenta")
         case UnknownEvent(type=event_type, data=data):
             line.append(f"  [{event_type}: unknown to this version, kept as is] ", style="dim")
             line.append(data, style="dim")

@@ -13,7 +13,7 @@ from pathlib import Path
 import filelock
 import pytest
 
-from sessions import LocalSessionService, SessionManager, Text, ToolCall, ToolResult, UserMessage, transfer
+from sessions import Compaction, LocalSessionService, SessionManager, Text, ToolCall, ToolResult, UserMessage, transfer
 from sessions.cli.render import time_ago
 from tests.conftest import SessionsCLI
 
@@ -114,6 +114,25 @@ def test_show_by_prefix_renders_the_conversation(sessions_cli: SessionsCLI) -> N
     assert "server id:   server-1" in out
     order = [out.index(s) for s in ("you> list the files", "tool call shell", "README.md", "assistant> There is one")]
     assert order == sorted(order)
+
+
+def test_show_marks_a_compaction_and_keeps_what_came_before(sessions_cli: SessionsCLI) -> None:
+    with LocalSessionService.open(sessions_cli.store) as service:
+        manager = SessionManager.create_new(service, "/projects/long", None)
+        manager.persist_events(
+            [
+                UserMessage("an old question"),
+                Compaction(summary="We looked at the build and fixed it.", tokens_before=1200),
+                UserMessage("a new question"),
+            ]
+        )
+    result = sessions_cli("show", manager.session_id)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "compaction of 1200 tokens" in out and "We looked at the build and fixed it." in out
+    assert out.index("an old question") < out.index("compaction") < out.index("a new question")
+    tail = sessions_cli("show", manager.session_id, "--tail", "2")
+    assert "an old question" not in tail.stdout and "compaction of 1200 tokens" in tail.stdout
 
 
 def test_show_raw_is_the_log_and_json_has_every_event(sessions_cli: SessionsCLI) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import eventlog._fs as fs
+import eventlog.reader
 from eventlog.merge import merge_into
 from sessions import (
     DamagedLogWarning,
@@ -292,3 +293,22 @@ def test_a_read_error_is_a_clear_sessions_error_and_changes_nothing(
         assert [s.id for s in fresh.list_sessions()] == [fine]
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in (tmp_path / "sessions").iterdir()} == before
+
+
+def test_one_very_long_line_resumes_in_time_linear_in_its_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that re-copied the partial line on every chunk took 10 s for one 32 MiB event (35 s for 64 MiB).
+
+    With 1 KiB chunks, a 16 MiB line would cost such a reader ~128 GB of copying; a linear one reads it at once.
+    """
+    monkeypatch.setattr(eventlog.reader, "CHUNK_BYTES", 1024)
+    service = LocalSessionService.open(tmp_path, durability="flush")
+    manager = SessionManager.create_new(service, "/p", None)
+    huge = Text("x" * (16 << 20))
+    manager.persist_events([UserMessage("before"), huge, UserMessage("after")])
+    fresh = LocalSessionService.open(tmp_path)
+    stored = fresh.get_session(manager.session_id)
+    assert stored is not None
+    resumed = _run_with_deadline(lambda: SessionManager.resume(fresh, stored))
+    assert getattr(resumed, "events", None) == [UserMessage("before"), huge, UserMessage("after")]
+    last = _run_with_deadline(lambda: fresh.load_events(manager.session_id, last=2))
+    assert [e.event_type for e in last] == ["text", "user_message"]  # type: ignore[attr-defined]
