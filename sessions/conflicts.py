@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 from eventlog import KIND_EVENT, Finding, LogRead, LogState, UnsafeLogPath, atomic_write, build_tree, read_log
 from eventlog.merge import LogChanged, MergedLog, merge_into, merge_logs, merged_state
 from eventlog.reader import Damage, decode_each, read_bytes, split_torn
-from sessions.errors import DamagedLogWarning, SessionBusy, SessionsError, UnsafeStorePath
+from sessions.errors import DamagedLogWarning, SessionBusy, SyncMergeError, UnsafeStorePath
 
 if TYPE_CHECKING:
     from sessions.store import LocalSessionService
@@ -64,10 +64,6 @@ _COPY_NAMES: Final = (
 )
 
 _PLAIN_LOG_NAME: Final = 36 + len(".jsonl")
-
-
-class SyncMergeError(SessionsError):
-    """Conflict copies could not be merged now; nothing was lost, and they are still in place."""
 
 
 def conflict_copy_session(name: str) -> str | None:

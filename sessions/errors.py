@@ -8,7 +8,9 @@ from typing import TypeVar
 from eventlog import LogBusy, LogWriteError, StaleHead, UnsafeLogPath
 
 __all__ = [
+    "AmbiguousSessionId",
     "DamagedLogWarning",
+    "ImportRefused",
     "SessionBusy",
     "SessionConflict",
     "SessionExists",
@@ -17,6 +19,7 @@ __all__ = [
     "SessionReadError",
     "SessionWriteError",
     "SessionsError",
+    "SyncMergeError",
     "UnsafeStorePath",
     "translate_log_errors",
 ]
@@ -66,6 +69,18 @@ class UnsafeStorePath(SessionsError, ValueError):
 
 class DamagedLogWarning(UserWarning):
     """A session log had lines that could not be read; they were skipped, not deleted."""
+
+
+class SyncMergeError(SessionsError):
+    """Conflict copies could not be merged now; nothing was lost, and they are still in place."""
+
+
+class AmbiguousSessionId(SessionsError, ValueError):
+    """A session id prefix matches more than one session."""
+
+
+class ImportRefused(SessionsError, ValueError):
+    """A file given to :func:`import_session` is not a log that can be imported; nothing was written."""
 
 
 _T = TypeVar("_T")

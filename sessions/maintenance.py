@@ -15,7 +15,7 @@ import msgspec
 
 from eventlog import move_to_trash
 from sessions.conflicts import merge_conflict_copies
-from sessions.errors import SessionNotFound, SessionsError
+from sessions.errors import AmbiguousSessionId, SessionNotFound, SessionsError
 from sessions.store import LocalSessionService
 
 __all__ = [
@@ -34,10 +34,6 @@ Track = Callable[[Sequence[str], str], Iterable[str]]
 
 def _no_progress(ids: Sequence[str], description: str) -> Iterable[str]:
     return ids
-
-
-class AmbiguousSessionId(SessionsError, ValueError):
-    """A session id prefix matches more than one session."""
 
 
 def resolve_session_id(service: LocalSessionService, prefix: str) -> str:

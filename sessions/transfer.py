@@ -11,7 +11,7 @@ from typing import Final
 import msgspec
 
 from eventlog import FORMAT_VERSION, KIND_HEADER, _fs, decode_record, sync_dir, sync_file, verify_log
-from sessions.errors import SessionNotFound, SessionsError, UnsafeStorePath
+from sessions.errors import ImportRefused, SessionNotFound, UnsafeStorePath
 from sessions.events import deserialize_event
 from sessions.protocol import check_session_id
 from sessions.store import LocalSessionService
@@ -19,10 +19,6 @@ from sessions.store import LocalSessionService
 __all__ = ["EXPORT_FORMATS", "ImportRefused", "export_session", "import_session"]
 
 EXPORT_FORMATS: Final = ("jsonl", "json", "markdown")
-
-
-class ImportRefused(SessionsError, ValueError):
-    """A file given to :func:`import_session` is not a log that can be imported; nothing was written."""
 
 
 _pretty: Final = msgspec.json.Encoder()
