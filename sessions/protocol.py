@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Final, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Final, Protocol, TypeVar, runtime_checkable
 
 from sessions._mapping import Conversation
 from sessions.events import deserialize_event
 from sessions.models import StoredEvent, StoredSession, TrashedSession, VerifyReport
 
-__all__ = ["SESSION_ID", "SessionService", "check_session_id", "load_conversation"]
+__all__ = ["SESSION_ID", "SessionService", "check_session_id", "cut_window", "load_conversation"]
 
 SESSION_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """A canonical lower-case, hyphenated UUID string: the only names a session log may have."""
@@ -88,3 +88,21 @@ def load_conversation(
     )
     events = [deserialize_event(e.event_type, e.event_data) for e in stored]
     return Conversation(events, stored[-1].id if stored else None, stored[-1].created_at if stored else None)
+
+
+_E = TypeVar("_E")
+
+
+def cut_window(
+    events: Sequence[_E], last: int | None, from_compaction: bool, event_type: Callable[[_E], str]
+) -> list[_E]:
+    """The window ``load_events(last=..., from_compaction=...)`` returns, cut from the whole active branch.
+
+    From the newest ``compaction`` event (included) if ``from_compaction``; then the last ``last`` of those.
+    """
+    if from_compaction:
+        starts = [n for n, event in enumerate(events) if event_type(event) == "compaction"]
+        events = events[starts[-1] :] if starts else events
+    if last is not None:
+        return list(events[-last:]) if last > 0 else []
+    return list(events)

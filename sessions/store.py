@@ -57,7 +57,7 @@ from sessions.errors import (
 from sessions.events import Compaction, deserialize_event
 from sessions.index import Row, SessionIndex
 from sessions.models import SessionBatch, StoredEvent, StoredSession, TrashedSession, VerifyReport
-from sessions.protocol import SessionService, check_session_id
+from sessions.protocol import SessionService, check_session_id, cut_window
 from sessions.tree import SessionTree, branch_records, read_session_tree
 
 __all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
@@ -216,11 +216,7 @@ class LocalSessionService:
                 )
                 if tail is not None:
                     return tail
-        branch = self._read_events(session_id)
-        if from_compaction:
-            starts = [n for n, record in enumerate(branch) if _is_compaction(record)]
-            branch = branch[starts[-1] :] if starts else branch
-        return branch[-last:] if last is not None else branch
+        return cut_window(self._read_events(session_id), last, from_compaction, lambda record: record.type or "")
 
     def load_conversation(
         self, session_id: str, *, last: int | None = None, from_compaction: bool = False

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from benchmarks.peers.base import Persist, SessionSpec, manager_persister, manager_resumer, write_history
 from sessions import ConversationEvent, SessionManager, StoredEvent, StoredSession, TrashedSession, VerifyReport
+from sessions.protocol import cut_window
 
 __all__ = ["SQLitePeer", "SQLiteSessionService"]
 
@@ -117,11 +118,7 @@ class SQLiteSessionService:
         self, session_id: str, *, last: int | None = None, from_compaction: bool = False
     ) -> list[StoredEvent]:
         """The reference reads every event; a window is cut from them (it has no faster way)."""
-        events = self._all_events(session_id)
-        if from_compaction:
-            starts = [n for n, e in enumerate(events) if e.event_type == "compaction"]
-            events = events[starts[-1] :] if starts else events
-        return events[-last:] if last else ([] if last == 0 else events)
+        return cut_window(self._all_events(session_id), last, from_compaction, lambda e: e.event_type)
 
     def _all_events(self, session_id: str) -> list[StoredEvent]:
         rows = self.db.execute(

@@ -22,7 +22,7 @@ from sessions import (
     TrashedSession,
     VerifyReport,
 )
-from sessions.protocol import check_session_id
+from sessions.protocol import check_session_id, cut_window
 
 
 @dataclass
@@ -102,13 +102,7 @@ class InMemorySessionService:
     def load_events(
         self, session_id: str, *, last: int | None = None, from_compaction: bool = False
     ) -> list[StoredEvent]:
-        events = list(self._get(session_id).events)
-        if from_compaction:
-            starts = [n for n, e in enumerate(events) if e.event_type == "compaction"]
-            events = events[starts[-1] :] if starts else events
-        if last is not None:
-            events = events[-last:] if last > 0 else []
-        return events
+        return cut_window(self._get(session_id).events, last, from_compaction, lambda e: e.event_type)
 
     def append_event(
         self,
