@@ -13,6 +13,7 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,15 +21,30 @@ from typing import Final
 
 import msgspec
 
-from eventlog import FORMAT_VERSION, KIND_FACT, KIND_HEADER, FactRef, LogBusy, LogFile, LogState, Record, utcnow
+from eventlog import (
+    FORMAT_VERSION,
+    KIND_FACT,
+    KIND_HEADER,
+    FactRef,
+    LogBusy,
+    LogFile,
+    LogState,
+    Record,
+    chain_records,
+    order_events,
+    utcnow,
+)
 from eventlog.durability import Durability
-from eventlog.reader import open_regular, read_header, read_record_at
+from eventlog.reader import open_regular, read_header, read_record_at, read_tail_events
 from sessions import conflicts
 from sessions._layout import Layout
-from sessions._mapping import Place, path_text, place_of, to_session
-from sessions.errors import SessionExists, SessionNotFound, translate_log_errors
+from sessions._mapping import Conversation, Place, path_text, place_of, to_session, typed_event
+from sessions._resume import read_linear
+from sessions.errors import DamagedLogWarning, SessionExists, SessionNotFound, translate_log_errors
+from sessions.events import Compaction
 from sessions.index import Row, SessionIndex
 from sessions.models import StoredSession
+from sessions.protocol import cut_window
 
 __all__ = ["OPEN_LOGS", "SAVE_LAG", "SessionLogs"]
 
@@ -176,6 +192,59 @@ class SessionLogs:
             finally:
                 os.close(fd)
 
+    def window(self, session_id: str, last: int | None, from_compaction: bool, copies: Sequence[Path]) -> list[Record]:
+        """The records of the active branch's window (see ``LocalSessionService.load_events``)."""
+        if last is not None and last <= 0:
+            self.summary(session_id, copies=copies)  # a missing session is still an error
+            return []
+        if last is not None or from_compaction:
+            _, state = self.summary(session_id, copies=copies)
+            if state.linear and not state.damaged and not copies:
+                stop = _is_compaction if from_compaction else None
+                path = self._layout.log_path(session_id)
+                tail: list[Record] | None = translate_log_errors(
+                    lambda: read_tail_events(path, last=last, stop=stop), session_id
+                )
+                if tail is not None:
+                    return tail
+        branch = self.branch(session_id, copies)
+        return cut_window(branch, last, from_compaction, lambda record: record.type or "")
+
+    def branch(self, session_id: str, copies: Sequence[Path]) -> list[Record]:
+        """The active branch, read whole (with the conflict copies, if any); damaged lines skipped with a warning."""
+        path = self._layout.log_path(session_id)
+        try:
+            read = translate_log_errors(lambda: conflicts.read_with_copies(path, copies), session_id)
+        except FileNotFoundError:
+            raise SessionNotFound(f"no session {session_id} in {self._layout.root}") from None
+        if read.damaged or read.torn:
+            offsets = [d.offset for d in read.damaged] + ([read.torn.offset] if read.torn else [])
+            warnings.warn(
+                f"{path}: skipped {len(offsets)} damaged line(s) at byte offset(s) {offsets[:10]}; "
+                f"nothing was deleted; run `sessions verify {session_id}` for details",
+                DamagedLogWarning,
+                stacklevel=4,
+            )
+        return order_events(chain_records(read.records))
+
+    def conversation(
+        self, session_id: str, last: int | None, from_compaction: bool, copies: Sequence[Path]
+    ) -> Conversation:
+        """The typed events (of a window, or all), read in one pass where the log allows it."""
+        if last is None and not from_compaction and not copies:
+            path = self._layout.log_path(session_id)
+            try:
+                linear = translate_log_errors(lambda: read_linear(path), session_id)
+            except FileNotFoundError:
+                raise SessionNotFound(f"no session {session_id} in {self._layout.root}") from None
+            if linear is not None:
+                self.adopt(session_id, path, linear.state)
+                head = linear.head
+                return Conversation(linear.events, head.id if head else None, head.ts if head else None)
+        records = self.window(session_id, last, from_compaction, copies)
+        head = records[-1] if records else None
+        return Conversation([typed_event(r) for r in records], head.id if head else None, head.ts if head else None)
+
     def fact_reader(self, session_id: str) -> Callable[[FactRef], msgspec.Raw | None]:
         """Reads a fact value the summary keeps by offset: one bounded read of its line."""
         path = self._layout.log_path(session_id)
@@ -232,3 +301,7 @@ class SessionLogs:
                 place = place_of(header) if header is not None else Place(None, None, utcnow())
         self._places[session_id] = place
         return place
+
+
+def _is_compaction(record: Record) -> bool:
+    return record.type == Compaction.TYPE

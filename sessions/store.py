@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self
@@ -19,16 +18,13 @@ from eventlog import (
     LogBusy,
     LogState,
     Record,
-    chain_records,
     ensure_private_dir,
     new_id,
-    order_events,
     utcnow,
     verify_log,
 )
 from eventlog._lock import check_timeout
 from eventlog.durability import check_durability
-from eventlog.reader import read_tail_events
 from sessions import conflicts, deletion
 from sessions._layout import Layout
 from sessions._logs import SessionLogs
@@ -43,21 +39,17 @@ from sessions._mapping import (
     loads_str,
     require_str,
     stored_event,
-    typed_event,
 )
-from sessions._resume import read_linear
 from sessions.catalog import Catalog
 from sessions.errors import (
-    DamagedLogWarning,
     SessionBusy,
     SessionNotFound,
     UnsafeStorePath,
     translate_log_errors,
 )
-from sessions.events import Compaction, deserialize_event
 from sessions.index import Row, SessionIndex
 from sessions.models import SessionBatch, StoredEvent, StoredSession, TrashedSession, VerifyReport
-from sessions.protocol import SessionService, check_session_id, cut_window
+from sessions.protocol import SessionService, check_session_id
 from sessions.tree import SessionTree, branch_records, read_session_tree
 
 __all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
@@ -200,68 +192,19 @@ class LocalSessionService:
         window cut from its active branch. Lines that cannot be read are skipped
         with a :class:`DamagedLogWarning`; never raises for content.
         """
-        return [stored_event(session_id, r) for r in self._window(session_id, last, from_compaction)]
-
-    def _window(self, session_id: str, last: int | None, from_compaction: bool) -> list[Record]:
-        if last is not None and last <= 0:
-            self._summary(session_id)  # a missing session is still an error
-            return []
-        if last is not None or from_compaction:
-            _, state = self._summary(session_id)
-            if state.linear and not state.damaged and not self.copies_of(session_id):
-                stop = _is_compaction if from_compaction else None
-                path = self.log_path(session_id)
-                tail: list[Record] | None = translate_log_errors(
-                    lambda: read_tail_events(path, last=last, stop=stop), session_id
-                )
-                if tail is not None:
-                    return tail
-        return cut_window(self._read_events(session_id), last, from_compaction, lambda record: record.type or "")
+        copies = self.copies_of(session_id)
+        return [stored_event(session_id, r) for r in self._logs.window(session_id, last, from_compaction, copies)]
 
     def load_conversation(
         self, session_id: str, *, last: int | None = None, from_compaction: bool = False
     ) -> Conversation:
-        """The session's events, typed, with the last one's id and time: what a resume needs.
+        """The session's events (or a window of them), typed, with the last one's id and time: what a resume needs.
 
         A clean, linear log without conflict copies (the common case) is read in
         one pass, a chunk at a time, and the pass also brings the log's summary
         up to date, so the first append after it reads nothing again.
         """
-        if last is not None or from_compaction:
-            window = self._window(session_id, last, from_compaction)
-            head = window[-1] if window else None
-            return Conversation([typed_event(r) for r in window], head.id if head else None, head.ts if head else None)
-        path = self.log_path(session_id)
-        if not self.copies_of(session_id):
-            try:
-                linear = translate_log_errors(lambda: read_linear(path), session_id)
-            except FileNotFoundError:
-                raise SessionNotFound(f"no session {session_id} in {self.root}") from None
-            if linear is not None:
-                self._logs.adopt(session_id, path, linear.state)
-                head = linear.head
-                return Conversation(linear.events, head.id if head else None, head.ts if head else None)
-        stored = self.load_events(session_id)
-        events = [deserialize_event(e.event_type, e.event_data) for e in stored]
-        return Conversation(events, stored[-1].id if stored else None, stored[-1].created_at if stored else None)
-
-    def _read_events(self, session_id: str) -> list[Record]:
-        path = self.log_path(session_id)
-        try:
-            read = translate_log_errors(
-                lambda: conflicts.read_with_copies(path, self.copies_of(session_id)), session_id
-            )
-        except FileNotFoundError:
-            raise SessionNotFound(f"no session {session_id} in {self.root}") from None
-        if read.damaged or read.torn:
-            offsets = [d.offset for d in read.damaged] + ([read.torn.offset] if read.torn else [])
-            warnings.warn(
-                f"{path}: skipped {len(offsets)} damaged line(s) at byte offset(s) {offsets[:10]}; "
-                f"nothing was deleted; run `sessions verify {session_id}` for details",
-                DamagedLogWarning,
-                stacklevel=3,
-            )
-        return order_events(chain_records(read.records))
+        return self._logs.conversation(session_id, last, from_compaction, self.copies_of(session_id))
 
     def load_tree(self, session_id: str) -> SessionTree:
         """Every event of the session with every branch and the active head (``load_events`` is its active branch).
@@ -486,7 +429,3 @@ class LocalSessionService:
                 yield
         except LogBusy as exc:
             raise SessionBusy(f"session {session_id} is busy: {exc}") from exc
-
-
-def _is_compaction(record: Record) -> bool:
-    return record.type == Compaction.TYPE

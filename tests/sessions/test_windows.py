@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import eventlog._fs as fs
 import eventlog.reader
-import sessions.store
+import sessions._logs
 from eventlog import KIND_EVENT, Record, encode_records, new_id
 from sessions import Compaction, LocalSessionService, SessionManager, StoredEvent, Text, UserMessage
 
@@ -103,7 +103,7 @@ def test_a_window_read_from_the_end_equals_the_window_of_a_full_read(
             tail_reads.append(result := real_tail(*args, **kwargs))
             return result
 
-        patch.setattr(sessions.store, "read_tail_events", spy)
+        patch.setattr(sessions._logs, "read_tail_events", spy)
         fresh = LocalSessionService.open(Path(tmp))
         full = LocalSessionService.open(Path(tmp)).load_events(manager.session_id)
         assert fresh.load_events(manager.session_id, last=last, from_compaction=from_compaction) == _window(
