@@ -306,13 +306,10 @@ class LinearEvents(NamedTuple, Generic[_T]):
 def stream_linear_events(
     path: Path,
     convert: Callable[[Record], _T],
-    observe: Callable[[int, bytearray, list[Record], bool], None] | None = None,
 ) -> LinearEvents[_T] | None:
     """Convert every event of a clean, linear log, reading it a chunk at a time.
 
     :param convert: called once per event record, in file order.
-    :param observe: called with each chunk's offset, bytes and records, and whether all of them are
-        events (checked to continue the chain): a summary folds them.
     :returns: the converted events, or None if the log is not clean and linear.
     :raises UnsafeLogPath: if ``path`` is a symlink or not a regular file.
     :raises FileNotFoundError: if there is no log.
@@ -328,17 +325,12 @@ def stream_linear_events(
                 records = decode_lines(chunk)
             except (msgspec.DecodeError, RecursionError):
                 return None
-            only_events = True
             for record in records:
                 if record.k == KIND_EVENT:
                     if record.parent != (head.id if head is not None else None):
                         return None
                     head = record
                     events.append(convert(record))
-                else:
-                    only_events = False
-            if observe is not None:
-                observe(offset, chunk, records, only_events)
             covered = offset + len(chunk)
         if covered != size:
             return None  # a torn tail: let the tolerant reader report it

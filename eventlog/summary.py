@@ -20,7 +20,7 @@ from eventlog.chain import head_and_count
 from eventlog.reader import decode_each, iter_chunks
 from eventlog.record import CHAIN_KINDS, KIND_EVENT, KIND_FACT, KIND_HEAD, KIND_HEADER, Record, decode_lines
 
-__all__ = ["FactRef", "LogState", "fold_file"]
+__all__ = ["RACY_NS", "FactRef", "LogState", "fold_file", "stamp_trusted"]
 
 INLINE_FACT_BYTES: Final = 96
 """Fact values up to this size are kept in the summary, larger ones by offset."""
@@ -88,6 +88,10 @@ class LogState(msgspec.Struct, kw_only=True, omit_defaults=True):
     def racy(self) -> bool:
         return self.seen_ns - self.ctime_ns < RACY_NS
 
+    def trusted(self, st: os.stat_result) -> bool:
+        """True if ``st`` shows the stamp this summary covers and the stamp can be trusted on its own (one ``stat``)."""
+        return stamp_trusted(st, self.ino, self.size + self.torn_bytes, self.ctime_ns, self.seen_ns)
+
     def current(self, fd: int, st: os.stat_result) -> bool:
         """True if the open file holds exactly the bytes this summary covers (the racy case checked by its tail)."""
         return self.covers(st) and (not self.racy or self.still_ends(fd))
@@ -111,13 +115,6 @@ class LogState(msgspec.Struct, kw_only=True, omit_defaults=True):
         elif record.k == KIND_HEAD:
             return False  # a rewind: the head and the branch's length need the tree
         return True
-
-    def fold_chained(self, offset: int, chunk: bytes | bytearray, records: list[Record]) -> None:
-        """Fold lines that are all events already checked to continue this summary's head (a resume's pass)."""
-        if records:
-            self.head_id, self.head_ts = records[-1].id, records[-1].ts
-            self.events += len(records)
-        self.advance(offset, chunk)
 
     def advance(self, offset: int, chunk: bytes | bytearray) -> None:
         """Cover ``chunk``, the lines at ``offset``, whose records the caller has folded."""
@@ -167,6 +164,12 @@ class LogState(msgspec.Struct, kw_only=True, omit_defaults=True):
         if len(self.tail) != min(self.size, TAIL_BYTES):
             return False
         return os.pread(fd, len(self.tail), self.size - len(self.tail)) == self.tail
+
+
+def stamp_trusted(st: os.stat_result, ino: int, size: int, ctime_ns: int, seen_ns: int) -> bool:
+    """True if a file (as ``stat`` saw it) still has the stamp (inode, size, ctime) taken at ``seen_ns``,
+    and the stamp was not racy (see :meth:`LogState.covers`): the one freshness rule a ``stat`` alone can settle."""
+    return (st.st_ino, st.st_size, st.st_ctime_ns) == (ino, size, ctime_ns) and seen_ns - ctime_ns >= RACY_NS
 
 
 def fold_file(fd: int, st: os.stat_result, known: LogState | None) -> LogState:

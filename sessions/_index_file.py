@@ -13,6 +13,7 @@ from typing import Final, TypeVar
 import msgspec
 
 from eventlog import LogState
+from eventlog.summary import stamp_trusted
 from sessions.models import StoredSession
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 INDEX_FORMAT: Final = 2
-RACY_NS: Final = 2_000_000_000
 ROW_START: Final = b'{"session":{"id":"'
 
 
@@ -70,16 +70,7 @@ class Brief(msgspec.Struct, gc=False):
     def covers(self, st: os.stat_result) -> bool:
         """True if the log (as ``stat`` saw it) holds exactly these bytes, and the stamp is not racy."""
         log = self.log
-        return (
-            log is not None
-            and (st.st_ino, st.st_size, st.st_ctime_ns)
-            == (
-                log.ino,
-                log.size + log.torn_bytes,
-                log.ctime_ns,
-            )
-            and log.seen_ns - log.ctime_ns >= RACY_NS
-        )
+        return log is not None and stamp_trusted(st, log.ino, log.size + log.torn_bytes, log.ctime_ns, log.seen_ns)
 
 
 class Listing(msgspec.Struct, kw_only=True):

@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from eventlog.summary import RACY_NS
 from sessions.conflicts import conflict_copy_session
 from sessions.protocol import SESSION_ID, check_session_id
 
 __all__ = ["LOG_SUFFIX", "Layout", "Scan"]
 
 LOG_SUFFIX: Final = ".jsonl"
-RACY_NS: Final = 2_000_000_000
-"""A scan taken this soon after the folder's ctime may miss an entry added within
-the same clock tick (coarse clocks: 1 s on HFS+, 2 s on FAT), as git's "racily
-clean" entries may; such a scan is taken again next time."""
+# A scan taken within RACY_NS of the folder's ctime may miss an entry added within
+# the same clock tick (coarse clocks: 1 s on HFS+, 2 s on FAT), as git's "racily
+# clean" entries may; such a scan is taken again next time.
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Scan:
     stamp: tuple[int, int]
     """The folder's (inode, ctime) when scanned."""
     trusted: bool
-    """False if taken within :data:`RACY_NS` of the folder's last change: look again next time."""
+    """False if taken within ``RACY_NS`` of the folder's last change: look again next time."""
     logs: frozenset[str] | None
     """Ids of the sessions whose log is a regular file; None when taken from the index's saved listing,
     which promises only that every log has a row (rows of deleted logs may remain)."""

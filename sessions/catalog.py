@@ -158,7 +158,7 @@ class Catalog:
         try:
             if row is not None and session_id not in copies:
                 st = os.stat(self._layout.log_name(session_id), follow_symlinks=False)
-                if row.log.covers(st) and not row.log.racy:
+                if row.log.trusted(st):
                     return row.session
             return self._summarize(session_id, row)
         except (FileNotFoundError, SessionNotFound):
