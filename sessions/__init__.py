@@ -2,6 +2,7 @@
 
 from sessions.errors import (
     DamagedLogWarning,
+    InvalidSessionId,
     SessionBusy,
     SessionConflict,
     SessionExists,
@@ -38,6 +39,7 @@ __all__ = [
     "ConversationEvent",
     "DamagedLogWarning",
     "EventBase",
+    "InvalidSessionId",
     "LocalSessionService",
     "OutOfBandOutput",
     "Resumed",

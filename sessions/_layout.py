@@ -24,7 +24,7 @@ from typing import Final
 
 from eventlog.summary import RACY_NS
 from sessions.conflicts import conflict_copy_session
-from sessions.protocol import SESSION_ID, check_session_id
+from sessions.protocol import check_session_id
 
 __all__ = ["LOG_SUFFIX", "Layout", "Scan"]
 
@@ -50,6 +50,27 @@ class Scan:
     unsafe: list[Path] = field(default_factory=list)
     """Entries named like a log that are not regular files (a FIFO, a socket, a folder, a symlink)."""
     taken_ns: int = 0
+    folded: frozenset[str] = frozenset()
+    """The lower-case form of every id in ``logs`` that holds an upper-case letter."""
+
+    def clashes(self, session_id: str) -> str | None:
+        """An id in ``logs`` that differs from ``session_id`` only in case (one file on macOS or Windows)."""
+        if self.logs is None:
+            return None
+        lower = session_id.lower()
+        if lower != session_id and lower in self.logs:
+            return lower
+        if lower in self.folded:
+            return next((other for other in self.logs if other.lower() == lower and other != session_id), None)
+        return None
+
+
+def _is_session_id(name: str) -> bool:
+    try:
+        check_session_id(name)
+    except ValueError:
+        return False
+    return True
 
 
 class Layout:
@@ -102,7 +123,10 @@ class Layout:
             if cached is None or before is None or cached.stamp != before or not cached.trusted:
                 return
             logs = None if cached.logs is None else cached.logs | {session_id}
-            self._scan = Scan((st.st_ino, st.st_ctime_ns), True, logs, cached.copies, cached.unsafe, time.time_ns())
+            folded = cached.folded | {session_id.lower()} if session_id.lower() != session_id else cached.folded
+            self._scan = Scan(
+                (st.st_ino, st.st_ctime_ns), True, logs, cached.copies, cached.unsafe, time.time_ns(), folded
+            )
 
     def stamp(self) -> tuple[int, int]:
         st = os.stat(self._folder)
@@ -115,7 +139,7 @@ class Layout:
         with os.scandir(self._folder) as entries:
             for entry in entries:
                 name = entry.name
-                if name.endswith(LOG_SUFFIX) and SESSION_ID.fullmatch(name[: -len(LOG_SUFFIX)]):
+                if name.endswith(LOG_SUFFIX) and _is_session_id(name[: -len(LOG_SUFFIX)]):
                     if entry.is_file(follow_symlinks=False):
                         logs.add(name[: -len(LOG_SUFFIX)])
                     else:
@@ -127,7 +151,9 @@ class Layout:
         for paths in copies.values():
             paths.sort()
         now = time.time_ns()
-        return Scan(stamp, now - stamp[1] > RACY_NS, frozenset(logs), copies, unsafe, now)
+        # Generated ids are lower case: this costs one str.lower() per log, no set unless an app used capitals.
+        folded = frozenset(lower for lower in (i.lower() for i in logs) if lower not in logs)
+        return Scan(stamp, now - stamp[1] > RACY_NS, frozenset(logs), copies, unsafe, now, folded)
 
     def adopt(self, scan: Scan) -> None:
         """Take a scan known by other means (the index's saved listing) as the cached one."""

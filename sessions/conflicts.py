@@ -37,6 +37,7 @@ from eventlog import KIND_EVENT, Finding, LogRead, LogState, UnsafeLogPath, atom
 from eventlog.merge import LogChanged, MergedLog, merge_into, merge_logs, merged_state
 from eventlog.reader import Damage, decode_each, read_bytes, split_torn
 from sessions.errors import DamagedLogWarning, SessionBusy, SyncMergeError, UnsafeStorePath
+from sessions.protocol import check_session_id
 
 if TYPE_CHECKING:
     from sessions.store import LocalSessionService
@@ -56,24 +57,28 @@ __all__ = [
     "write_sync_templates",
 ]
 
-_UUID: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# An id never holds ".sync-conflict-", a space or "~" (sessions.protocol.check_session_id), so each
+# pattern splits a name one way only. The id part is matched loosely here and checked after.
 _COPY_NAMES: Final = (
-    re.compile(rf"(?P<id>{_UUID})(?:\.sync-conflict-\d{{8}}-\d{{6}}-[A-Z2-7]{{7}})+\.jsonl"),
-    re.compile(rf"(?P<id>{_UUID}) \((?:[^()/]*'s )?conflicted copy[^()/]*\)(?: \(\d+\))?\.jsonl"),
-    re.compile(rf"(?P<id>{_UUID})\.jsonl~"),
+    re.compile(r"(?P<id>[^ /]+?)(?:\.sync-conflict-\d{8}-\d{6}-[A-Z2-7]{7})+\.jsonl"),
+    re.compile(r"(?P<id>[^ /]+) \((?:[^()/]*'s )?conflicted copy[^()/]*\)(?: \(\d+\))?\.jsonl"),
+    re.compile(r"(?P<id>[^ /]+)\.jsonl~"),
 )
-
-_PLAIN_LOG_NAME: Final = 36 + len(".jsonl")
+# Only names holding one of these can be copies; nearly every name listed holds none.
+_COPY_HINTS: Final = (".sync-conflict-", "conflicted copy", ".jsonl~")
 
 
 def conflict_copy_session(name: str) -> str | None:
     """The session id whose log ``name`` is a conflict copy of, or None if it is not one."""
-    if len(name) == _PLAIN_LOG_NAME and name.endswith(".jsonl"):
-        return None  # "<id>.jsonl", nearly every name listed: no copy pattern can match it
+    if not any(hint in name for hint in _COPY_HINTS):
+        return None
     for pattern in _COPY_NAMES:
         match = pattern.fullmatch(name)
         if match is not None:
-            return match["id"]
+            try:
+                return check_session_id(match["id"])
+            except ValueError:
+                return None
     return None
 
 

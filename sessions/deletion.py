@@ -20,7 +20,7 @@ from eventlog import _fs, ensure_private_dir, move_to_trash, sync_dir
 from sessions._layout import LOG_SUFFIX
 from sessions.errors import SessionExists, SessionNotFound
 from sessions.models import TrashedSession
-from sessions.protocol import SESSION_ID, check_session_id
+from sessions.protocol import SESSION_NAME, check_session_id
 
 if TYPE_CHECKING:
     from sessions.store import LocalSessionService
@@ -29,7 +29,7 @@ __all__ = ["delete_session", "list_trash", "purge_trash", "restore_session"]
 
 DELETED: Final = "deleted"
 """The folder of ``trash/`` that holds deleted sessions."""
-_DELETED_NAME: Final = re.compile(rf"(?P<id>{SESSION_ID.pattern}){re.escape(LOG_SUFFIX)}(?:\.\d+)?")
+_DELETED_NAME: Final = re.compile(rf"(?P<id>{SESSION_NAME.pattern}){re.escape(LOG_SUFFIX)}(?:\.\d+)?")
 """``<id>.jsonl``, or ``<id>.jsonl.N`` for a session deleted again after it was restored."""
 
 

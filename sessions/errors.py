@@ -11,6 +11,7 @@ __all__ = [
     "AmbiguousSessionId",
     "DamagedLogWarning",
     "ImportRefused",
+    "InvalidSessionId",
     "SessionBusy",
     "SessionConflict",
     "SessionExists",
@@ -27,6 +28,10 @@ __all__ = [
 
 class SessionsError(Exception):
     """Root of every error raised by :mod:`sessions`."""
+
+
+class InvalidSessionId(SessionsError, ValueError):
+    """A session id outside the grammar of :func:`sessions.protocol.check_session_id`; refused before use."""
 
 
 class SessionNotFound(SessionsError, KeyError):

@@ -11,7 +11,7 @@ from eventlog import new_id, utcnow
 from sessions.errors import SessionExists, SessionHistoryMismatch, SessionNotFound, SessionWriteError
 from sessions.events import ConversationEvent, EventBase, UnknownEvent, serialize_event
 from sessions.models import SessionBatch, StoredEvent, StoredSession
-from sessions.protocol import SessionService, load_conversation
+from sessions.protocol import SessionService, check_session_id, load_conversation
 
 __all__ = ["Resumed", "SessionManager"]
 
@@ -63,9 +63,22 @@ class SessionManager:
         """Inside a batch: the count, last event and head once the gathered events are written."""
 
     @classmethod
-    def create_new(cls, service: SessionService, directory: str | None = None, git_root: str | None = None) -> Self:
-        """A manager for a new session; nothing is written until there is something to keep."""
-        return cls(service, new_id(), directory=directory, git_root=git_root, created=False)
+    def create_new(
+        cls,
+        service: SessionService,
+        directory: str | None = None,
+        git_root: str | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> Self:
+        """A manager for a new session; nothing is written until there is something to keep.
+
+        :param session_id: the application's own id for it (see :func:`~sessions.protocol.check_session_id`);
+            a new UUIDv7 if None. If a session with that id exists, the first write raises ``SessionExists``.
+        :raises InvalidSessionId: if ``session_id`` is not a valid id.
+        """
+        sid = new_id() if session_id is None else check_session_id(session_id)
+        return cls(service, sid, directory=directory, git_root=git_root, created=False)
 
     @classmethod
     def resume(

@@ -7,24 +7,51 @@ from collections.abc import Callable, Sequence
 from typing import Final, Protocol, TypeVar, runtime_checkable
 
 from sessions._mapping import Conversation
+from sessions.errors import InvalidSessionId
 from sessions.events import deserialize_event
 from sessions.models import StoredEvent, StoredSession, TrashedSession, VerifyReport
 
-__all__ = ["SESSION_ID", "SessionService", "check_session_id", "cut_window", "load_conversation"]
+__all__ = ["SESSION_ID", "SESSION_NAME", "SessionService", "check_session_id", "cut_window", "load_conversation"]
 
 SESSION_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-"""A canonical lower-case, hyphenated UUID string: the only names a session log may have."""
+"""A canonical lower-case, hyphenated UUID string: the ids the library generates (UUIDv7)."""
+
+SESSION_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+"""Every id a session may have: 1-128 characters of ``[A-Za-z0-9._-]``, not starting with ``.`` or ``-``.
+
+An application may choose its own ids within it (see :func:`check_session_id` for the few forms refused)."""
+
+# Names Windows refuses for a file whatever its extension: a store synced there must still open.
+_DEVICE_NAMES: Final = re.compile(r"(?i)(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?")
+# Syncthing names its conflict copies "<name>.sync-conflict-<date>-<time>-<device>.jsonl":
+# an id holding that text could not be told from a copy of another session.
+_COPY_MARK: Final = ".sync-conflict-"
 
 
 def check_session_id(session_id: object) -> str:
-    """Return ``session_id`` if it is a canonical (lower-case, hyphenated) UUID string.
+    """Return ``session_id`` if it is a valid session id, else raise :class:`InvalidSessionId`.
 
+    Valid: 1-128 characters of ``[A-Za-z0-9._-]``, not starting with ``.`` or ``-``, not ending with ``.``,
+    not holding ``.sync-conflict-``, and not a Windows device name (``con``, ``nul``, ``com1``...).
+    Ids differing only in case are distinct here but refused by a store that holds one of them
+    (``SessionExists``), so that the store works on case-insensitive file systems too.
     Ids become file names, so this runs before any path is built.
 
-    :raises ValueError: for anything else.
+    :raises InvalidSessionId: (a ``SessionsError`` and a ``ValueError``) for anything else.
     """
-    if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
-        raise ValueError(f"session id must be a canonical lower-case UUID string, not {session_id!r}")
+    if isinstance(session_id, str) and SESSION_ID.fullmatch(session_id):
+        return session_id  # the common case: a generated id
+    if (
+        not isinstance(session_id, str)
+        or not SESSION_NAME.fullmatch(session_id)
+        or session_id.endswith(".")
+        or _COPY_MARK in session_id
+        or _DEVICE_NAMES.fullmatch(session_id)
+    ):
+        raise InvalidSessionId(
+            f"{session_id!r} is not a valid session id: use 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', "
+            "not starting with '.' or '-' (see sessions.protocol.check_session_id)"
+        )
     return session_id
 
 

@@ -43,13 +43,14 @@ from sessions._mapping import (
 from sessions.catalog import Catalog
 from sessions.errors import (
     SessionBusy,
+    SessionExists,
     SessionNotFound,
     UnsafeStorePath,
     translate_log_errors,
 )
 from sessions.index import Row, SessionIndex
 from sessions.models import SessionBatch, StoredEvent, StoredSession, TrashedSession, VerifyReport
-from sessions.protocol import SessionService, check_session_id
+from sessions.protocol import SESSION_ID, SessionService, check_session_id
 from sessions.tree import SessionTree, branch_records, read_session_tree
 
 __all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
@@ -116,7 +117,7 @@ class LocalSessionService:
     def log_path(self, session_id: str) -> Path:
         """The log file of a session (which may not exist yet).
 
-        :raises ValueError: if ``session_id`` is not a canonical UUID string.
+        :raises InvalidSessionId: if ``session_id`` is not a valid session id.
         """
         return self.layout.log_path(session_id)
 
@@ -141,7 +142,12 @@ class LocalSessionService:
         *,
         forked_from: tuple[str, str | None] | None = None,
     ) -> StoredSession:
-        check_session_id(session_id)
+        if not SESSION_ID.fullmatch(check_session_id(session_id)):
+            # An application's id: refuse one that differs only in case from a stored one (one file on macOS).
+            # A generated (random UUIDv7) id needs no such check, nor the listing it costs.
+            other = self.layout.scan().clashes(session_id)
+            if other is not None:
+                raise SessionExists(f"session {other} exists in {self.root}; ids differing only in case are refused")
         before = self.layout.stamp()
         session = self._logs.create(session_id, directory, git_root, records, forked_from=forked_from)
         self.layout.note_created(session_id, before)

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from eventlog import KIND_FACT, Record, encode_records, verify_log
-from sessions import LocalSessionService, SessionConflict, SessionManager
+from sessions import LocalSessionService, SessionConflict, SessionManager, UserMessage
 from sessions.conflicts import (
     conflict_copies,
     conflict_copy_session,
@@ -52,7 +52,13 @@ SID = "0193a3b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"
         (".dropbox", None),
         (".dropbox.cache", None),
         (f"{SID}.sync-conflict-2026-11-25-ABCDEF7.jsonl", None),
-        (f"{SID.upper()}.sync-conflict-20261125-010203-ABCDEF7.jsonl", None),
+        # An application's own ids (sessions.protocol.check_session_id) have copies too.
+        (f"{SID.upper()}.sync-conflict-20261125-010203-ABCDEF7.jsonl", SID.upper()),
+        ("thread.v2.sync-conflict-20261125-010203-ABCDEF7.jsonl", "thread.v2"),
+        ("chat_7 (laptop's conflicted copy 2026-11-25).jsonl", "chat_7"),
+        ("chat_7.jsonl~", "chat_7"),
+        (".hidden.sync-conflict-20261125-010203-ABCDEF7.jsonl", None),
+        ("a b.jsonl~", None),
         (f"{SID} (laptop's conflicted copy 2026-11-25).json", None),
     ],
 )
@@ -76,6 +82,23 @@ def _lay_copy(dst: LocalSessionService, src: LocalSessionService, sid: str, patt
     copy = dst.sessions_dir / pattern.format(sid=sid)
     copy.write_bytes(src.log_path(sid).read_bytes())
     return copy
+
+
+def test_an_application_ids_copy_is_merged(tmp_path: Path) -> None:
+    a = open_store(tmp_path / "a")
+    manager = SessionManager.create_new(a, "/proj", session_id="Thread.7")
+    manager.persist_events([UserMessage("one")])
+    clone(tmp_path / "a", tmp_path / "b")
+    b = open_store(tmp_path / "b")
+    continue_session(a, "Thread.7", "a2")
+    continue_session(b, "Thread.7", "b2")
+    _lay_copy(a, b, "Thread.7", SYNCTHING_COPY)
+    assert a.copies_of("Thread.7")
+    assert a.load_tree("Thread.7").forked
+    (result,) = merge_conflict_copies(a, dry_run=False)
+    assert result.written and not a.copies_of("Thread.7")
+    texts = {msgspec.json.decode(e.event_data)["content"] for e in a.load_tree("Thread.7").events}
+    assert {"one", "a2", "b2"} <= texts
 
 
 def test_conflict_copy_loads_as_union_with_both_branches(tmp_path: Path) -> None:

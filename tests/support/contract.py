@@ -13,9 +13,11 @@ import pytest
 
 from eventlog import new_id, utcnow
 from sessions import (
+    InvalidSessionId,
     SessionConflict,
     SessionExists,
     SessionNotFound,
+    SessionsError,
     SessionService,
     StoredEvent,
     Text,
@@ -89,13 +91,54 @@ class SessionServiceContract:
             service.append_events(sid, stored_events(sid, None, 1))
 
     @pytest.mark.parametrize(
-        "bad", ["../etc/passwd", "/abs/path", "a/b", "x\x00y", "", "01A21030-374A-71EA-9237-6B4A56659E99"]
+        "bad",
+        [
+            "../etc/passwd",
+            "/abs/path",
+            "a/b",
+            "x\x00y",
+            "",
+            ".hidden",
+            "-flag",
+            "trailing.",
+            "a b",
+            "x" * 129,
+            "NUL",
+            "com1.txt",
+            "thread.sync-conflict-20240101-000000-ABCDEFG",
+            "caf\u00e9",
+        ],
     )
-    def test_bad_session_id_is_a_value_error(self, service: SessionService, bad: str) -> None:
-        with pytest.raises(ValueError):
+    def test_bad_session_id_is_refused(self, service: SessionService, bad: str) -> None:
+        with pytest.raises(InvalidSessionId) as caught:
             service.create_session(bad, None, None)
-        with pytest.raises(ValueError):
+        assert isinstance(caught.value, SessionsError) and isinstance(caught.value, ValueError)
+        assert repr(bad) in str(caught.value)
+        with pytest.raises(InvalidSessionId):
             service.get_session(bad)
+
+    @pytest.mark.parametrize(
+        "sid", ["thread-1", "User_42.chat", "a", "x" * 128, "01A21030-374A-71EA-9237-6B4A56659E99"]
+    )
+    def test_application_session_ids(self, service: SessionService, sid: str) -> None:
+        service.create_session(sid, "/p", None)
+        service.append_events(sid, stored_events(sid, None, 2))
+        stored = service.get_session(sid)
+        assert stored is not None and stored.id == sid and stored.event_count == 2
+        assert [e.session_id for e in service.load_events(sid)] == [sid, sid]
+        assert sid in [s.id for s in service.list_sessions()]
+        found = service.find_resumable("/p", None, 3600)
+        assert found is not None and found.id == sid
+
+    def test_ids_differing_only_in_case_are_refused(self, service: SessionService) -> None:
+        service.create_session("Thread-A", None, None)
+        for clash in ("thread-a", "THREAD-A", "tHREAD-a"):
+            with pytest.raises(SessionExists):
+                service.create_session(clash, None, None)
+        assert service.get_session("thread-a") is None
+        service.create_session("thread-b", None, None)
+        with pytest.raises(SessionExists):
+            service.create_session("Thread-B", None, None)
 
     def test_append_and_load_in_order(self, service: SessionService) -> None:
         sid = new_id()

@@ -70,7 +70,8 @@ class InMemorySessionService:
         )
 
     def create_session(self, session_id: str, directory: str | None, git_root: str | None) -> StoredSession:
-        if check_session_id(session_id) in self.sessions:
+        folded = check_session_id(session_id).lower()
+        if any(other.lower() == folded for other in self.sessions):
             raise SessionExists(session_id)
         self.sessions[session_id] = _Session(session_id, directory, git_root, utcnow())
         return self._stored(self.sessions[session_id])
