@@ -38,10 +38,10 @@ from eventlog.durability import Durability
 from eventlog.reader import open_regular, read_header, read_record_at, read_tail_events
 from sessions import conflicts
 from sessions._layout import Layout
-from sessions._mapping import Conversation, Place, path_text, place_of, to_session, typed_event
+from sessions._mapping import Conversation, Place, path_text, place_of, to_session
 from sessions._resume import read_linear
 from sessions.errors import DamagedLogWarning, SessionExists, SessionNotFound, translate_log_errors
-from sessions.events import Compaction
+from sessions.events import Compaction, EventTypes
 from sessions.index import Row, SessionIndex
 from sessions.models import StoredSession
 from sessions.protocol import cut_window
@@ -228,13 +228,13 @@ class SessionLogs:
         return order_events(chain_records(read.records))
 
     def conversation(
-        self, session_id: str, last: int | None, from_compaction: bool, copies: Sequence[Path]
+        self, session_id: str, last: int | None, from_compaction: bool, copies: Sequence[Path], types: EventTypes
     ) -> Conversation:
-        """The typed events (of a window, or all), read in one pass where the log allows it."""
+        """The events (of a window, or all) typed as ``types``, read in one pass where the log allows it."""
         if last is None and not from_compaction and not copies:
             path = self._layout.log_path(session_id)
             try:
-                linear = translate_log_errors(lambda: read_linear(path), session_id)
+                linear = translate_log_errors(lambda: read_linear(path, types), session_id)
             except FileNotFoundError:
                 raise SessionNotFound(f"no session {session_id} in {self._layout.root}") from None
             if linear is not None:
@@ -243,7 +243,11 @@ class SessionLogs:
                 return Conversation(linear.events, head.id if head else None, head.ts if head else None)
         records = self.window(session_id, last, from_compaction, copies)
         head = records[-1] if records else None
-        return Conversation([typed_event(r) for r in records], head.id if head else None, head.ts if head else None)
+        return Conversation(
+            [types.deserialize(r.type or "", r.data) for r in records],
+            head.id if head else None,
+            head.ts if head else None,
+        )
 
     def fact_reader(self, session_id: str) -> Callable[[FactRef], msgspec.Raw | None]:
         """Reads a fact value the summary keeps by offset: one bounded read of its line."""

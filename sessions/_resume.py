@@ -12,6 +12,7 @@ the general way instead, so the answer is always the general reader's.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from pathlib import Path
 from typing import Any, Final, NamedTuple, Union
@@ -21,8 +22,8 @@ import msgspec
 from eventlog import KIND_EVENT, KIND_FACT, LogState, Record
 from eventlog.reader import iter_chunks, open_regular
 from eventlog.record import check_utf8, decode_lines
-from sessions._mapping import FACT_ARCHIVED, FACT_METADATA, FACT_SERVER_SESSION, typed_event
-from sessions.events import EVENT_TYPES, ConversationEvent, UnknownEvent
+from sessions._mapping import FACT_ARCHIVED, FACT_METADATA, FACT_SERVER_SESSION
+from sessions.events import EventBase, EventTypes
 
 __all__ = ["Resumed", "read_linear"]
 
@@ -30,7 +31,7 @@ __all__ = ["Resumed", "read_linear"]
 class Resumed(NamedTuple):
     """The typed events of a clean, linear log, its head, and its summary."""
 
-    events: list[ConversationEvent | UnknownEvent]
+    events: list[EventBase]
     head: Record | None
     state: LogState
 
@@ -48,14 +49,19 @@ def _line_struct(tag: str, data: Any, *, fact: bool) -> type[msgspec.Struct]:
     return msgspec.defstruct(name, fields, tag_field="type", tag=tag, kw_only=True, gc=False)
 
 
-_EVENT_LINES: Final = {_line_struct(tag, cls, fact=False): tag for tag, cls in EVENT_TYPES.items()}
 _FACT_LINES: Final = {
     _line_struct(tag, msgspec.Raw, fact=True): tag for tag in (FACT_METADATA, FACT_SERVER_SESSION, FACT_ARCHIVED)
 }
-_decoder: Final = msgspec.json.Decoder(Union[tuple([*_EVENT_LINES, *_FACT_LINES])])  # noqa: UP007 - built at run time
 
 
-def read_linear(path: Path) -> Resumed | None:
+@functools.lru_cache(maxsize=16)
+def _decoder(types: EventTypes) -> msgspec.json.Decoder[Any]:
+    """The one-pass decoder for a store's event types (built once per set of types)."""
+    lines = [_line_struct(tag, cls, fact=False) for tag, cls in types.types.items()]
+    return msgspec.json.Decoder(Union[tuple([*lines, *_FACT_LINES])])  # noqa: UP007 - built at run time
+
+
+def read_linear(path: Path, types: EventTypes) -> Resumed | None:
     """Type every event of the log at ``path`` and summarize it, in one pass, a chunk at a time.
 
     :returns: None if the log is not clean and linear (a damaged line, a torn
@@ -63,8 +69,9 @@ def read_linear(path: Path) -> Resumed | None:
     :raises UnsafeLogPath: if ``path`` is a symlink or not a regular file.
     :raises FileNotFoundError: if there is no log.
     """
-    events: list[ConversationEvent | UnknownEvent] = []
+    events: list[EventBase] = []
     state = LogState()
+    decoder = _decoder(types)
     head: Any = None
     fd = open_regular(path)
     try:
@@ -72,9 +79,9 @@ def read_linear(path: Path) -> Resumed | None:
         for offset, chunk in iter_chunks(fd, 0, st.st_size):
             try:
                 check_utf8(chunk)
-                lines: list[Any] = _decoder.decode_lines(chunk)
+                lines: list[Any] = decoder.decode_lines(chunk)
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-                head = _general_chunk(offset, chunk, head, events, state)
+                head = _general_chunk(offset, chunk, head, events, state, types)
                 if head is False:
                     return None
                 continue
@@ -100,7 +107,9 @@ def read_linear(path: Path) -> Resumed | None:
     return Resumed(events, record, state)
 
 
-def _general_chunk(offset: int, chunk: bytearray, head: Any, events: list[Any], state: LogState) -> Any:
+def _general_chunk(
+    offset: int, chunk: bytearray, head: Any, events: list[Any], state: LogState, types: EventTypes
+) -> Any:
     """Decode a chunk the general way; the new head, or False if the log is not clean and linear."""
     try:
         records = decode_lines(chunk)
@@ -111,7 +120,7 @@ def _general_chunk(offset: int, chunk: bytearray, head: Any, events: list[Any], 
             if record.parent != (head.id if head is not None else None):
                 return False
             head = record
-            events.append(typed_event(record))
+            events.append(types.deserialize(record.type or "", record.data))
     if not state.fold_lines(offset, chunk, records):
         return False
     return head

@@ -9,7 +9,7 @@ from typing import NamedTuple, Self
 
 from eventlog import new_id, utcnow
 from sessions.errors import SessionExists, SessionHistoryMismatch, SessionNotFound, SessionWriteError
-from sessions.events import ConversationEvent, EventBase, UnknownEvent, serialize_event
+from sessions.events import EventBase, serialize_event
 from sessions.models import SessionBatch, StoredEvent, StoredSession
 from sessions.protocol import SessionService, check_session_id, load_conversation
 
@@ -22,7 +22,7 @@ class Resumed(NamedTuple):
     """What :meth:`SessionManager.resume` returns."""
 
     manager: SessionManager
-    events: list[ConversationEvent | UnknownEvent]
+    events: list[EventBase]
     server_session_id: str | None
     last_event_at: dt.datetime | None
     invocation_id: str
@@ -257,7 +257,7 @@ class SessionManager:
         for key, value in batch.metadata.items():
             service.set_metadata(session_id, key, value)
 
-    def rewind(self, to_event_id: str | None) -> list[ConversationEvent | UnknownEvent]:
+    def rewind(self, to_event_id: str | None) -> list[EventBase]:
         """Make ``to_event_id`` the head (None: the start); the conversation as it now stands.
 
         The events after it stay in the log (see :meth:`LocalSessionService.rewind`);
@@ -279,7 +279,7 @@ class SessionManager:
         self._unconfirmed = []
         return events
 
-    def pop(self) -> list[ConversationEvent | UnknownEvent]:
+    def pop(self) -> list[EventBase]:
         """Rewind past the last event (it stays in the log); the conversation as it now stands."""
         if not self._created or self._head_id is None:
             return []

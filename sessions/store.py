@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Self
+
+import msgspec
 
 from eventlog import (
     KIND_HEAD,
@@ -33,7 +35,7 @@ from sessions._mapping import (
     FACT_METADATA,
     FACT_SERVER_SESSION,
     Conversation,
-    check_event,
+    event_checker,
     event_record,
     fact_record,
     loads_str,
@@ -48,6 +50,7 @@ from sessions.errors import (
     UnsafeStorePath,
     translate_log_errors,
 )
+from sessions.events import EventBase, EventTypes
 from sessions.index import Row, SessionIndex
 from sessions.models import SessionBatch, StoredEvent, StoredSession, TrashedSession, VerifyReport
 from sessions.protocol import SESSION_ID, SessionService, check_session_id
@@ -62,8 +65,16 @@ class LocalSessionService:
     Safe to share between threads, and between processes on the same store.
     """
 
-    def __init__(self, root: Path, *, lock_timeout: float = 2.0, durability: str = "fsync") -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        lock_timeout: float = 2.0,
+        durability: str = "fsync",
+        event_types: Iterable[type[EventBase]] | EventTypes = (),
+    ) -> None:
         self.root = root
+        self.event_types = event_types if isinstance(event_types, EventTypes) else EventTypes(event_types)
         self.lock_timeout = check_timeout(lock_timeout)
         self.durability = check_durability(durability)
         self.layout = Layout(root)
@@ -75,17 +86,28 @@ class LocalSessionService:
         self._catalog = Catalog(self.layout, self._index, lambda sid, row: self._summary(sid, row)[0])
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str], *, lock_timeout: float = 2.0, durability: str = "fsync") -> Self:
+    def open(
+        cls,
+        root: str | os.PathLike[str],
+        *,
+        lock_timeout: float = 2.0,
+        durability: str = "fsync",
+        event_types: Iterable[type[EventBase]] = (),
+    ) -> Self:
         """Open the store at ``root``, creating it (mode 0700, durably) if missing.
 
         :param lock_timeout: seconds a writer waits for a session's lock before :class:`SessionBusy`
             (negative: wait forever).
         :param durability: ``"fsync"`` (survives power loss) or ``"flush"`` (survives a process crash).
-        :raises ValueError: for a bad ``lock_timeout`` or ``durability``.
+        :param event_types: the application's own event types (:class:`~sessions.EventBase` subclasses, each
+            naming its tag in ``TYPE``): typed on resume and by :meth:`deserialize_event`, checked on append,
+            known to :meth:`verify`.
+        :raises ValueError: for a bad ``lock_timeout`` or ``durability``, or an event type whose tag is taken.
         :raises UnsafeStorePath: if the store's folders cannot be made.
         """
         check_timeout(lock_timeout)
         check_durability(durability)
+        types = EventTypes(event_types)
         path = Path(root).expanduser()
         for directory in (path, path / "sessions", path / "locks"):
             try:
@@ -96,7 +118,7 @@ class LocalSessionService:
                 if not directory.is_dir():
                     raise
                 # A read-only store (a backup, a snapshot) can still be read.
-        return cls(path, lock_timeout=lock_timeout, durability=durability)
+        return cls(path, lock_timeout=lock_timeout, durability=durability, event_types=types)
 
     def close(self) -> None:
         """Save the index rows of the sessions written and release open descriptors."""
@@ -210,7 +232,14 @@ class LocalSessionService:
         one pass, a chunk at a time, and the pass also brings the log's summary
         up to date, so the first append after it reads nothing again.
         """
-        return self._logs.conversation(session_id, last, from_compaction, self.copies_of(session_id))
+        return self._logs.conversation(session_id, last, from_compaction, self.copies_of(session_id), self.event_types)
+
+    def deserialize_event(self, event_type: str, event_data: str | bytes | msgspec.Raw) -> EventBase:
+        """Type one stored event as this store's types (the standard ones and its ``event_types``).
+
+        Never raises for content: what cannot be typed is an :class:`~sessions.UnknownEvent`.
+        """
+        return self.event_types.deserialize(event_type, event_data)
 
     def load_tree(self, session_id: str) -> SessionTree:
         """Every event of the session with every branch and the active head (``load_events`` is its active branch).
@@ -355,17 +384,19 @@ class LocalSessionService:
         return torn
 
     def verify(self, session_id: str) -> VerifyReport:
-        """Check a session's log: damaged lines, torn tail, duplicates, gaps, forks, unknown types."""
+        """Check a session's log: damaged lines, torn tail, duplicates, gaps, forks, payloads of the wrong shape.
+
+        Events of a type this store was not given (``event_types``) are not damage: they are counted by type
+        in ``unknown_types``.
+        """
         path = self.log_path(session_id)
+        unknown: dict[str, int] = {}
         try:
-            report = translate_log_errors(lambda: verify_log(path, check_event), session_id)
+            report = translate_log_errors(
+                lambda: verify_log(path, event_checker(self.event_types, unknown)), session_id
+            )
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self.root}") from None
-        unknown: dict[str, int] = {}
-        for finding in report.findings:
-            if finding.kind == "unknown_type":
-                name = finding.detail.split("'")[1]
-                unknown[name] = unknown.get(name, 0) + 1
         return VerifyReport(
             session_id=session_id,
             path=report.path,

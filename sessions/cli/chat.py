@@ -9,6 +9,7 @@ answers come from :class:`OfflineResponder`: deterministic, no network, no model
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
@@ -18,20 +19,23 @@ from typing import Final
 from rich.console import Console
 
 from eventlog import new_id, utcnow
-from sessions import LocalSessionService, SessionManager
+from sessions import LocalSessionService, SessionManager, shortid
+from sessions._mapping import placed
 from sessions.cli.render import event_text, time_ago
-from sessions.errors import SessionConflict, SessionsError
+from sessions.errors import SessionBusy, SessionConflict, SessionNotFound, SessionsError
 from sessions.events import (
     ConversationEvent,
+    EventBase,
     OutOfBandOutput,
     SkillInvocation,
     SystemContext,
     Text,
     ToolCall,
     ToolResult,
-    UnknownEvent,
     UserMessage,
 )
+from sessions.hold import SessionHold, held_elsewhere, held_sessions, hold_session
+from sessions.models import StoredSession
 
 __all__ = [
     "DEFAULT_MAX_AGE_MINUTES",
@@ -42,7 +46,7 @@ __all__ = [
     "find_git_root",
 ]
 
-AnyEvent = ConversationEvent | UnknownEvent
+AnyEvent = EventBase
 
 DEFAULT_MAX_AGE_MINUTES: Final = 60.0
 FILE_READS_KEY: Final = "file_read_tracker"
@@ -186,6 +190,8 @@ class Chat:
         max_age_minutes: float = DEFAULT_MAX_AGE_MINUTES,
         echo_input: bool = False,
         command: str = "sessions",
+        resume_id: str | None = None,
+        continue_latest: bool = False,
     ) -> None:
         self.service = service
         self.console = console
@@ -199,19 +205,53 @@ class Chat:
         self.manager = SessionManager.create_new(service, str(directory), self._git_root_str)
         self.events: list[AnyEvent] = []
         self.server_session_id = f"offline-{new_id()}"
+        self.resume_id = resume_id
+        """A session the user chose (``--resume ID``): resumed whatever its age or folder."""
+        self.continue_latest = continue_latest
+        """``--continue``: this folder's latest session, whatever its age."""
+        self.hold: SessionHold | None = None
+        self.saved = True
+        """False while a turn is in memory that the disk refused (the exit code says so)."""
 
     @property
     def _git_root_str(self) -> str | None:
         return str(self.git_root) if self.git_root is not None else None
 
     def start(self) -> None:
-        """Resume the newest recent session of this directory or git root, or prepare a new one."""
+        """Resume the session asked for (``--resume``), or the newest of this directory or git root that is recent
+        enough (any age with ``--continue``) and not open in another process; else prepare a new one.
+
+        :raises SessionBusy: if the session asked for is open in another process.
+        """
         self.console.print(f"Session store: {self.service.root}", style="dim")
-        stored = self.service.find_resumable(
-            str(self.directory), self._git_root_str, max_age_secs=self.max_age_minutes * 60
-        )
+        here, git_root = str(self.directory), self._git_root_str
+        if self.resume_id is not None:
+            stored = self.service.get_session(self.resume_id)
+            if stored is None:
+                raise SessionNotFound(f"no session {self.resume_id} in {self.service.root}")
+            pid = held_elsewhere(self.service.locks_dir, stored.id)
+            if pid is not None:
+                raise SessionBusy(
+                    f"session {stored.id} is open in another chat ({f'process {pid}' if pid else 'another process'});"
+                    " finish it there first"
+                )
+        else:
+            max_age = math.inf if self.continue_latest else self.max_age_minutes * 60
+            stored = self.service.find_resumable(here, git_root, max_age_secs=max_age)
+            self._say_what_is_open_elsewhere(stored)
+        if stored is not None and not self._take_hold(stored.id):
+            stored = None
         if stored is None:
+            self._take_hold(self.manager.session_id)
             self.console.print(f"New session in {self.directory} — type /help for commands, /quit to leave")
+            if self.resume_id is None and not self.continue_latest:
+                older = self.service.find_resumable(here, git_root, max_age_secs=math.inf)
+                if older is not None:
+                    self.console.print(
+                        f"(an older session of this folder was last active {time_ago(older.updated_at)}: "
+                        f"`{self.command} chat --continue` resumes it, `{self.command} chat --resume` lists them)",
+                        style="dim",
+                    )
             return
         resumed = SessionManager.resume(self.service, stored)
         self.manager = resumed.manager
@@ -228,6 +268,37 @@ class Chat:
         )
         self._show_recent()
 
+    def _say_what_is_open_elsewhere(self, chosen: StoredSession | None) -> None:
+        """Say so when a newer session of this folder was passed by because another process holds it."""
+        for session_id, pid in held_sessions(self.service).items():
+            other = self.service.get_session(session_id)
+            if other is None or other.archived_at is not None:
+                continue
+            if not placed(other, str(self.directory), self._git_root_str):
+                continue
+            if chosen is not None and (other.updated_at, other.id) < (chosen.updated_at, chosen.id):
+                continue
+            by = f"process {pid}" if pid else "another process"
+            self.console.print(
+                f"(session {other.id} of this folder is open in another chat, {by}: "
+                "one conversation has one writer, so this chat does not continue it)",
+                style="yellow",
+            )
+
+    def _take_hold(self, session_id: str) -> bool:
+        """Hold the session for this process (see :mod:`sessions.hold`); False if another process got there first."""
+        if self.hold is not None:
+            self.hold.release()
+            self.hold = None
+        try:
+            self.hold = hold_session(self.service, session_id)
+        except SessionBusy as exc:
+            self.console.print(f"({exc}; starting a new session instead)", style="yellow")
+            return False
+        except OSError:
+            pass  # a read-only store: nothing can be written to it anyway, and the chat says so at the first turn
+        return True
+
     def _show_recent(self) -> None:
         starts = [i for i, e in enumerate(self.events) if isinstance(e, UserMessage)]
         first = starts[-RECENT_TURNS] if len(starts) >= RECENT_TURNS else 0
@@ -236,8 +307,11 @@ class Chat:
         for event in self.events[first:]:
             self.console.print(event_text(event))
 
-    def run(self, lines: Iterator[str]) -> None:
-        """Take lines until ``/quit`` or the end of ``lines``; every turn is saved before the next is read."""
+    def run(self, lines: Iterator[str]) -> bool:
+        """Take lines until ``/quit`` or the end of ``lines``; every turn is saved before the next is read.
+
+        :returns: whether every turn is saved (see :meth:`finish`).
+        """
         self.start()
         for raw in lines:
             line = raw.strip()
@@ -245,7 +319,7 @@ class Chat:
                 self.console.print(f"you> {line}", style="cyan")
             if line and not self.handle(line):
                 break
-        self.finish()
+        return self.finish()
 
     def handle(self, line: str) -> bool:
         """Act on one line; False when the user asked to quit."""
@@ -295,8 +369,10 @@ class Chat:
             self.manager.persist_server_session_id(self.server_session_id)
             self.manager.set_metadata(FILE_READS_KEY, self.responder.tracker_json())
             self.manager.set_metadata(EDIT_PERMISSIONS_KEY, self.responder.permissions_json())
+            self.saved = True
         except SessionsError as exc:
             # The turn stays in memory; the next turn persists it along with its own events.
+            self.saved = False
             self.console.print(f"could not save this turn yet: {exc}", style="red")
 
     def _rebase_after_conflict(self) -> None:
@@ -324,23 +400,35 @@ class Chat:
         self.events = []
         self.server_session_id = f"offline-{new_id()}"
         self.responder = OfflineResponder(self.directory)
+        self._take_hold(self.manager.session_id)
         if had_events:
             self.console.print(f"Archived session {old}; started a new one.")
         else:
             self.console.print("Started a new session.")
 
-    def finish(self) -> None:
-        """Save what an earlier failure left unsaved, and say where the conversation is."""
+    def finish(self) -> bool:
+        """Save what an earlier failure left unsaved, say where the conversation is, and let the session go.
+
+        :returns: whether every turn is saved.
+        """
         if len(self.events) > self.manager.persisted_count:
             self.persist()
         stored = self.service.get_session(self.manager.session_id)
         if stored is not None:
+            short = shortid.short_ids(self.service.session_ids()).get(stored.id, stored.id)
+            state = "Saved" if self.saved else "The last turn could NOT be saved; the disk has"
             self.console.print(
-                f"Saved session {stored.id} ({stored.event_count} events). "
-                f"`{self.command} show {stored.id[:13]}` shows it again.",
-                style="dim",
+                f"{state} session {stored.id} ({stored.event_count} events). "
+                f"`{self.command} show {short}` shows it again.",
+                style="dim" if self.saved else "red",
             )
+        elif not self.saved:
+            self.console.print("The conversation could NOT be saved.", style="red")
+        if self.hold is not None:
+            self.hold.release()
+            self.hold = None
         self.service.close()
+        return self.saved
 
 
 def input_lines(prompt: str) -> Iterator[str]:

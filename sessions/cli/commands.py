@@ -10,26 +10,24 @@ from pathlib import Path
 from typing import Final
 
 import msgspec
-from rich import box
 from rich.console import Console
 from rich.progress import track as rich_track
-from rich.table import Table
 from rich.text import Text as RichText
 
-from eventlog import utcnow
 from sessions import LocalSessionService, maintenance, transfer
 from sessions.cli.chat import Chat, input_lines, stream_lines
 from sessions.cli.render import event_text, make_console, time_ago
 from sessions.errors import SessionNotFound, SessionsError
-from sessions.events import deserialize_event
 from sessions.models import StoredEvent, StoredSession, VerifyReport
 
 __all__ = [
     "COMMANDS",
     "EXIT_DAMAGED",
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "PICK",
     "STORE_ENV",
     "UsageError",
     "event_json",
@@ -44,6 +42,12 @@ EXIT_OK: Final = 0
 EXIT_DAMAGED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_FAILED: Final = 3
+EXIT_INTERRUPTED: Final = 130
+"""Ctrl-C, as shells report a process ended by SIGINT (128 + 2)."""
+
+
+PICK: Final = "\0pick"
+"""``--resume`` given without an id: pick one from a list."""
 
 
 class UsageError(Exception):
@@ -92,6 +96,21 @@ def _chat(args: argparse.Namespace, root: Path) -> int:
     service = open_store(root, create=True)
     console = make_console()
     scripted = args.script is not None or not sys.stdin.isatty()
+    resume_id: str | None = None
+    if args.resume == PICK:
+        if scripted or not sys.stdout.isatty():
+            raise UsageError(
+                "--resume without an id shows a list to pick from, which needs a terminal; "
+                "give the id (`sessions list` shows them), or use --continue for this folder's latest session"
+            )
+        from sessions.cli.picker import pick_session
+
+        resume_id = pick_session(service, console)
+        if resume_id is None:
+            console.print("No session chosen; nothing was started.")
+            return EXIT_OK
+    elif args.resume is not None:
+        resume_id = maintenance.resolve_session_id(service, args.resume)
     chat = Chat(
         service,
         console,
@@ -99,54 +118,20 @@ def _chat(args: argparse.Namespace, root: Path) -> int:
         max_age_minutes=args.max_age,
         echo_input=scripted,
         command=_how_to_run_me(),
+        resume_id=resume_id,
+        continue_latest=args.continue_latest,
     )
     if args.script is not None:
         with open(args.script, encoding="utf-8") as script:
-            chat.run(stream_lines(script))
-        return EXIT_OK
+            return EXIT_OK if chat.run(stream_lines(script)) else EXIT_FAILED
     try:
-        chat.run(stream_lines() if scripted else input_lines("you> "))
+        saved = chat.run(stream_lines() if scripted else input_lines("you> "))
     except KeyboardInterrupt:
         # Every finished turn is already on disk; only the line being typed is dropped.
         console.print("\nInterrupted: every finished turn is saved.")
         chat.finish()
-    return EXIT_OK
-
-
-def _list(args: argparse.Namespace, root: Path) -> int:
-    if not root.exists():
-        if args.json:
-            print("[]")
-        else:
-            print(f"No sessions yet: {root} does not exist. `sessions chat` starts one.")
-        return EXIT_OK
-    service = open_store(root)
-    sessions = service.list_sessions(include_archived=args.all)
-    if args.dir is not None:
-        wanted = str(args.dir.expanduser().resolve())
-        sessions = [s for s in sessions if wanted in (s.directory, s.git_root)]
-    if args.json:
-        print_json(sessions)
-        return EXIT_OK
-    console = make_console()
-    if not sessions:
-        console.print(f"No sessions in {root}" + ("" if args.all else " (--all includes archived ones)"))
-        return EXIT_OK
-    table = Table(box=box.SIMPLE_HEAD if console.is_terminal else None, show_edge=False, pad_edge=False)
-    for title in ("ID", "Directory", "Git root", "Last active", "Events", "Archived"):
-        table.add_column(title, justify="right" if title == "Events" else "left", no_wrap=title == "ID")
-    now = utcnow()
-    for s in sessions:
-        table.add_row(
-            s.id,
-            s.directory or "-",
-            s.git_root or "-",
-            time_ago(s.updated_at, now),
-            str(s.event_count),
-            time_ago(s.archived_at, now) if s.archived_at else "no",
-        )
-    console.print(table)
-    return EXIT_OK
+        return EXIT_INTERRUPTED
+    return EXIT_OK if saved else EXIT_FAILED
 
 
 def _show(args: argparse.Namespace, root: Path) -> int:
@@ -172,7 +157,8 @@ def _show(args: argparse.Namespace, root: Path) -> int:
     if args.tail is not None:
         console.print(f"(the last {len(stored)} of the active branch's events)", style="dim")
     for event in stored:
-        console.print(event_text(deserialize_event(event.event_type, event.event_data)))
+        for standard in service.deserialize_event(event.event_type, event.event_data).standard():
+            console.print(event_text(standard))
     return EXIT_OK
 
 
@@ -226,7 +212,8 @@ def _show_branches(service: LocalSessionService, session: StoredSession, *, as_j
         console.print(title, style="bold" if n == 0 else None)
         for event in branch[shared:]:
             line = RichText(f"{short[event.id]} ", style="dim")
-            line.append_text(event_text(deserialize_event(event.event_type, event.event_data)))
+            for standard in service.deserialize_event(event.event_type, event.event_data).standard():
+                line.append_text(event_text(standard))
             console.print(line)
     return EXIT_OK
 
@@ -286,10 +273,11 @@ def _verify(args: argparse.Namespace, root: Path) -> int:
         return EXIT_DAMAGED if damaged else EXIT_OK
     console = make_console()
     for report in reports:
-        _print_report(console, report)
+        if not (args.quiet and report.ok):
+            _print_report(console, report)
     for sid, message in unreadable:
         console.print(f"{sid}: UNREADABLE: {message}", style="bold red")
-    if args.all:
+    if args.all and not args.quiet:
         console.print(f"{len(ids)} session(s) checked, {damaged} damaged")
     if damaged:
         console.print(
@@ -341,21 +329,38 @@ def _export(args: argparse.Namespace, root: Path) -> int:
     service = open_store(root)
     session_id = maintenance.resolve_session_id(service, args.id)
     data = transfer.export_session(service, session_id, args.format)
-    if args.output is None:
+    if args.output is None or args.output == "-":
         sys.stdout.buffer.write(data)
-    else:
-        with open(args.output, "xb") as f:  # never overwrite a file the user may still need
+        return EXIT_OK
+    output = Path(args.output)
+    if output.is_dir():
+        raise UsageError(f"{output} is a folder; give a file name to export to")
+    # Without --force a file that exists is never overwritten: the user may still need it.
+    try:
+        with open(output, "wb" if args.force else "xb") as f:
             f.write(data)
-        print(f"exported {session_id} to {args.output}", file=sys.stderr)
+    except FileExistsError:
+        raise UsageError(f"{output} exists; nothing was written (--force overwrites it)") from None
+    print(f"exported {session_id} to {output}", file=sys.stderr)
     return EXIT_OK
 
 
 def _import(args: argparse.Namespace, root: Path) -> int:
-    if not args.file.is_file():
-        raise UsageError(f"{args.file} is not a file; give a log written by `sessions export ID --format jsonl`")
+    if args.file == "-":
+        data, name = sys.stdin.buffer.read(), "standard input"
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UsageError(f"{path} is not a file; give a log written by `sessions export ID --format jsonl`")
+        data, name = path.read_bytes(), str(path)
     service = open_store(root, create=True)
-    session_id = transfer.import_session(service, args.file)
-    print(f"imported session {session_id} into {root}")
+    imported = transfer.import_log(service, data, name)
+    if not imported.merged:
+        print(f"imported session {imported.session_id} into {root}")
+    elif imported.added_events:
+        print(f"merged {name} into session {imported.session_id}: {imported.added_events} new event(s)")
+    else:
+        print(f"session {imported.session_id} already holds every event of {name}; merged its facts, if any")
     return EXIT_OK
 
 
@@ -383,7 +388,6 @@ def _doctor(args: argparse.Namespace, root: Path) -> int:
 
 COMMANDS: Final[dict[str, Callable[[argparse.Namespace, Path], int]]] = {
     "chat": _chat,
-    "list": _list,
     "show": _show,
     "verify": _verify,
     "archive": _archive,

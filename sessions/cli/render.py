@@ -9,14 +9,17 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
+import msgspec
 from rich.console import Console
 from rich.text import Text as RichText
 
 from eventlog import utcnow
 from sessions.events import (
+    Attachment,
     Compaction,
-    ConversationEvent,
+    EventBase,
     OutOfBandOutput,
+    Reasoning,
     SkillInvocation,
     SystemContext,
     Text,
@@ -29,20 +32,37 @@ from sessions.models import StoredSession
 
 __all__ = ["event_text", "make_console", "markdown_transcript", "time_ago"]
 
-AnyEvent = ConversationEvent | UnknownEvent
+AnyEvent = EventBase
 
 _PLAIN_WIDTH = 100_000
 """Width used when output is not a terminal, so tables are never squeezed or cut for scripts."""
 
 
-def make_console(file: IO[str] | None = None) -> Console:
-    """A rich console: colours and boxes on a terminal; no escape codes at all when piped or ``NO_COLOR`` is set."""
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich exits 1 here; the reader going away (`sessions show ID | head`) is no failure, and main() ends
+        # quietly with 0 on this error.
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def make_console(file: IO[str] | None = None, *, terminal: bool | None = None) -> Console:
+    """A rich console: colours and boxes on a terminal; no escape codes at all when piped or ``NO_COLOR`` is set.
+
+    When piped it is as wide as ``$COLUMNS`` if that is set, else wide enough never to cut a line for scripts.
+
+    :param terminal: treat ``file`` as a terminal or not (a pager is a pipe that shows on one).
+    """
     stream = file if file is not None else sys.stdout
-    terminal = stream.isatty()
+    if terminal is None:
+        terminal = stream.isatty()
     plain = not terminal or bool(os.environ.get("NO_COLOR"))  # no-color.org: set and not empty
-    return Console(
+    columns = os.environ.get("COLUMNS", "")
+    width = None if terminal else int(columns) if columns.isdigit() and int(columns) > 0 else _PLAIN_WIDTH
+    return _Console(
         file=stream,
-        width=None if terminal else _PLAIN_WIDTH,
+        width=width,
+        force_terminal=terminal,
         color_system=None if plain else "auto",
         highlight=False,
         emoji=False,
@@ -95,9 +115,19 @@ def event_text(event: AnyEvent) -> RichText:
             before = f" of {tokens} tokens" if tokens is not None else ""
             line.append(f"── compaction{before}: the conversation above, summarized ──\n", style="bold magenta")
             line.append(_indent(summary, first=True), style="magenta")
+        case Reasoning(text=text, encrypted=encrypted, summary=summary):
+            shown = text or "\n".join(summary or ()) or ("(encrypted)" if encrypted else "")
+            line.append("  thinking: ", style="dim italic")
+            line.append(_indent(shown), style="dim italic")
+        case Attachment(name=name, media_type=media_type, data=data, uri=uri):
+            size = f", {len(data):,} bytes" if data is not None else ""
+            line.append(f"  attachment {name} ({media_type}{size}){' ' + uri if uri else ''}", style="blue")
         case UnknownEvent(type=event_type, data=data):
             line.append(f"  [{event_type}: unknown to this version, kept as is] ", style="dim")
             line.append(data, style="dim")
+        case _:  # an application's own type
+            line.append(f"  [{event.TYPE}] ", style="dim")
+            line.append(json.dumps(msgspec.to_builtins(event), ensure_ascii=False), style="dim")
     return line
 
 
@@ -148,6 +178,15 @@ def _markdown_event(event: AnyEvent, when: str) -> list[str]:
             return ["**Context**", "", *_fence(content)]
         case SkillInvocation(name=name, arguments=arguments, content=content):
             return [f"**Skill** `{name}` {arguments or ''}".rstrip(), "", content]
+        case Compaction(summary=summary, tokens_before=tokens):
+            before = f" of {tokens} tokens" if tokens is not None else ""
+            return [f"**Compaction{before}**: the conversation above, summarized", "", *_fence(summary)]
+        case Reasoning(text=text, encrypted=encrypted, summary=summary):
+            shown = text or "\n".join(summary or ()) or ("(encrypted)" if encrypted else "")
+            return ["**Thinking**", "", *_fence(shown)]
+        case Attachment(name=name, media_type=media_type, uri=uri):
+            return [f"**Attachment** `{name}` ({media_type}){' ' + uri if uri else ''}"]
         case UnknownEvent(type=event_type, data=data):
             return [f"**Unknown event `{event_type}`** (kept as is)", "", *_fence(data, "json")]
-    return []
+    body = json.dumps(msgspec.to_builtins(event), indent=2, ensure_ascii=False)
+    return [f"**`{event.TYPE}`**", "", *_fence(body, "json")]

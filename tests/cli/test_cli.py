@@ -250,13 +250,16 @@ def test_export_import_round_trip_is_byte_for_byte(sessions_cli: SessionsCLI, tm
     assert (elsewhere / "sessions" / f"{session_id}.jsonl").read_bytes() == exported.read_bytes()
     assert sessions_cli("show", session_id, "--store", elsewhere).stdout == sessions_cli("show", session_id).stdout
 
-    again = sessions_cli("import", exported)
-    assert_one_line_error(again, f"session {session_id} already exists", "nothing was imported")
+    log = sessions_cli.store / "sessions" / f"{session_id}.jsonl"
+    before = log.read_bytes()
+    again = sessions_cli("import", exported)  # the same copy: merged, and nothing changes
+    assert again.returncode == 0, again.stderr
+    assert f"session {session_id} already holds every event" in again.stdout
+    assert log.read_bytes() == before
     assert sorted(p.name for p in (sessions_cli.store / "sessions").iterdir()) == [f"{session_id}.jsonl"]
 
     refused_overwrite = sessions_cli("export", session_id, "-o", exported)
-    assert refused_overwrite.returncode == 2
-    assert "File exists" in refused_overwrite.stderr
+    assert_one_line_error(refused_overwrite, f"{exported} exists; nothing was written (--force overwrites it)")
 
 
 def test_import_checks_the_whole_file_before_writing(sessions_cli: SessionsCLI, tmp_path: Path) -> None:
@@ -473,7 +476,8 @@ def test_import_without_hard_links_still_never_overwrites(tmp_path: Path, monkey
         assert transfer.import_session(target, exported) == session_id
         assert target.log_path(session_id).read_bytes() == exported.read_bytes()
         assert [p.name for p in target.sessions_dir.iterdir()] == [f"{session_id}.jsonl"]  # no staging file left
-        with pytest.raises(transfer.ImportRefused, match="already exists"):
-            transfer.import_session(target, exported)
+        again = transfer.import_log(target, exported.read_bytes(), "again")  # merged: nothing new
+        assert (again.merged, again.added_events) == (True, 0)
+        assert target.log_path(session_id).read_bytes() == exported.read_bytes()
         session = target.get_session(session_id)
         assert session is not None and session.event_count == 4

@@ -47,10 +47,9 @@ def test_the_two_commands_are_the_makefile_targets() -> None:
 
 
 def test_every_command_has_a_line_in_the_readme_table() -> None:
-    from sessions.cli.commands import COMMANDS
-    from sessions.cli.lifecycle import LIFECYCLE_COMMANDS
+    from sessions.cli import ALL_COMMANDS
 
     section = README.read_text(encoding="utf-8").split("\n## The `sessions` command\n", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `sessions ")]
-    for name in COMMANDS | LIFECYCLE_COMMANDS:
+    for name in ALL_COMMANDS:
         assert any(f"`sessions {name}" in row or f"/ `{name} " in row for row in rows), name

@@ -25,14 +25,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from eventlog import read_log, verify_log
 from sessions import (
-    ConversationEvent,
     DamagedLogWarning,
     LocalSessionService,
     SessionManager,
     Text,
-    UnknownEvent,
     UserMessage,
 )
+from sessions.events import EventBase
 
 KEYS: Final = ("tracker", "permissions")
 TALLY: Final[Counter[str]] = Counter()
@@ -50,7 +49,7 @@ class CrashingStore(RuleBasedStateMachine):
         self.counter = 0
         self.service = LocalSessionService.open(self.root, durability="flush")
         self.manager = SessionManager.create_new(self.service, "/model", None)
-        self.events: list[ConversationEvent | UnknownEvent] = []
+        self.events: list[EventBase] = []
 
     def teardown(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -64,15 +64,14 @@ import eventlog.trash
 import sessions.index
 from eventlog import KIND_EVENT, KIND_FACT, Record, _fs, encode_records, new_id, read_log, sync_dir, utcnow
 from sessions import (
-    ConversationEvent,
     DamagedLogWarning,
     LocalSessionService,
     SessionManager,
     Text,
-    UnknownEvent,
     UserMessage,
 )
 from sessions.conflicts import merge_conflict_copies
+from sessions.events import EventBase
 from tests.support.powercut import MODELS, CrashState, Op, Recorder, Snapshot, crash_states, materialize
 
 KINDS: Final = ("turn", "persist", "metadata", "server", "archive", "torn", "repair", "copy", "list", "reopen")
@@ -143,7 +142,7 @@ class Session:
 
     directory: str
     manager: SessionManager
-    conversation: list[ConversationEvent | UnknownEvent] = field(default_factory=list)
+    conversation: list[EventBase] = field(default_factory=list)
     created: Call | None = None
     events: Writes = field(default_factory=list)
     metadata: dict[str, Writes] = field(default_factory=dict)
@@ -353,7 +352,7 @@ def _event_record(content: str, parent: str | None, inv: str) -> Record:
     )
 
 
-def _contents(events: list[ConversationEvent | UnknownEvent]) -> list[str]:
+def _contents(events: list[EventBase]) -> list[str]:
     return [e.content for e in events if isinstance(e, UserMessage | Text)]
 
 

@@ -21,13 +21,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from eventlog import new_id
 from sessions import (
     Compaction,
-    ConversationEvent,
     EventBase,
     LocalSessionService,
     SessionManager,
     StoredEvent,
     StoredSession,
-    UnknownEvent,
     UserMessage,
 )
 from tests.support.model import InMemorySessionService
@@ -93,7 +91,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert _content(branch) == _content(model_branch)
         return branch, model_branch
 
-    def _note_rewind(self, pair: Pair, now: list[ConversationEvent | UnknownEvent]) -> None:
+    def _note_rewind(self, pair: Pair, now: list[EventBase]) -> None:
         pair.history = list(now)
 
     def _new_pair(self, directory: str | None) -> Pair:

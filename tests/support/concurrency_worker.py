@@ -27,17 +27,16 @@ from pathlib import Path
 import msgspec
 
 from sessions import (
-    ConversationEvent,
     DamagedLogWarning,
     LocalSessionService,
     SessionBusy,
     SessionConflict,
     SessionManager,
-    UnknownEvent,
     UserMessage,
 )
+from sessions.events import EventBase
 
-AnyEvents = list[ConversationEvent | UnknownEvent]
+AnyEvents = list[EventBase]
 LOCK_TIMEOUT = float(os.environ.get("RELIABILITY_LOCK_TIMEOUT", "30"))
 
 

@@ -14,7 +14,8 @@ import random
 import sys
 from pathlib import Path
 
-from sessions import ConversationEvent, LocalSessionService, SessionManager, Text, UnknownEvent, UserMessage
+from sessions import LocalSessionService, SessionManager, Text, UserMessage
+from sessions.events import EventBase
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
         raise SystemExit(f"no session {session_id}")
     resumed = SessionManager.resume(service, stored)
     manager = resumed.manager
-    events: list[ConversationEvent | UnknownEvent] = list(resumed.events)
+    events: list[EventBase] = list(resumed.events)
     turn = 0
     while True:
         for _ in range(rng.randint(1, 3)):
