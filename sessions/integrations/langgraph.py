@@ -10,7 +10,7 @@ import asyncio
 import os
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import msgspec
 from langchain_core.runnables import RunnableConfig
@@ -39,7 +39,10 @@ from sessions.integrations._langgraph_read import Found, newest_checkpoints, new
 from sessions.integrations._langgraph_threads import ThreadLogs
 from sessions.store import LocalSessionService
 
-__all__ = ["JsonlCheckpointSaver"]
+__all__ = ["EVENT_TYPES", "JsonlCheckpointSaver"]
+
+EVENT_TYPES: Final = (CheckpointSaved, WritesSaved)
+"""The saver's event types: give them to ``LocalSessionService.open(root, event_types=...)`` for a store you share."""
 
 
 class JsonlCheckpointSaver(BaseCheckpointSaver[str]):
@@ -65,7 +68,9 @@ class JsonlCheckpointSaver(BaseCheckpointSaver[str]):
         self.store = (
             root
             if isinstance(root, LocalSessionService)
-            else LocalSessionService.open(root, durability=durability, lock_timeout=lock_timeout)
+            else LocalSessionService.open(
+                root, durability=durability, lock_timeout=lock_timeout, event_types=EVENT_TYPES
+            )
         )
         self.threads = ThreadLogs(self.store)
 

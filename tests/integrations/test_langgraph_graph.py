@@ -27,7 +27,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
 
 from sessions import LocalSessionService
-from sessions.integrations.langgraph import JsonlCheckpointSaver
+from sessions.integrations.langgraph import EVENT_TYPES, JsonlCheckpointSaver
 
 HERE = Path(__file__)
 
@@ -120,7 +120,8 @@ def test_turns_resume_in_a_new_process(tmp_path: Path) -> None:
     assert all(e["parent"] == p["id"] for p, e in itertools.pairwise(events))
     metadata = [e["data"]["metadata"] for e in events if e["type"] == "langgraph_checkpoint"]
     assert [(m["source"], m["step"]) for m in metadata[:4]] == [("input", -1), ("loop", 0), ("loop", 1), ("input", 2)]
-    assert LocalSessionService.open(store).verify("chat-1").ok
+    report = LocalSessionService.open(store, event_types=EVENT_TYPES).verify("chat-1")
+    assert report.ok and report.unknown_types == {}
 
 
 @pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
