@@ -73,7 +73,7 @@ class ThreadLogs:
                 thread_id = self.store.get_metadata(session.id, THREAD_KEY)
             except SessionNotFound:
                 continue
-            if thread_id is not None:
+            if isinstance(thread_id, str):
                 found.append(thread_id)
                 self._sessions.setdefault(thread_id, session.id)
         return found
@@ -90,7 +90,7 @@ class ThreadLogs:
 
     def _holds(self, session_id: str, thread_id: str) -> bool:
         try:
-            return self.store.get_metadata(session_id, THREAD_KEY) == thread_id
+            return bool(self.store.get_metadata(session_id, THREAD_KEY) == thread_id)
         except SessionNotFound:
             return False
 

@@ -257,6 +257,17 @@ def test_async_graph_and_the_loop_keeps_running(tmp_path: Path) -> None:
     assert ticks >= 10
 
 
+def test_the_example_runs(tmp_path: Path) -> None:
+    example = HERE.parents[2] / "examples" / "langgraph_example.py"
+    done = subprocess.run(
+        [sys.executable, str(example), str(tmp_path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "You said 'Thanks'; that makes 5 messages." in done.stdout
+    assert "9 checkpoints, newest step 7" in done.stdout
+    assert (tmp_path / "sessions" / "support-chat-1.jsonl").is_file()
+
+
 def main(argv: list[str]) -> None:
     kind, store, thread_id, value = argv
     with JsonlCheckpointSaver(store) as saver:
