@@ -143,6 +143,8 @@ class JsonlCheckpointSaver(BaseCheckpointSaver[str]):
                 if remaining is not None:
                     remaining -= 1
                 yield self._tuple(thread_id, found)
+                if only:
+                    break  # checkpoint ids are unique in a thread: no need to read further back
 
     def _tuple(self, thread_id: str, found: Found) -> CheckpointTuple:
         saved = DECODE_CHECKPOINT(found.event.event_data)

@@ -78,6 +78,10 @@ def test_the_latest_checkpoint_is_read_from_the_end(tmp_path: Path) -> None:
         assert [t.metadata["step"] for t in saver.list(config("long"), limit=3)] == [299, 298, 297]
         assert store.windows == [16]
 
+        store.windows.clear()
+        assert [t.metadata["step"] for t in saver.list(stored[-2])] == [298]  # one id: found, then no further
+        assert store.windows == [16]
+
         # The first checkpoint is at the start: windows grow fourfold until they reach it.
         store.windows.clear()
         first = saver.get_tuple(stored[0])
