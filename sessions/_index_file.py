@@ -36,7 +36,7 @@ __all__ = [
     "listing_decoder",
 ]
 
-INDEX_FORMAT: Final = 2
+INDEX_FORMAT: Final = 3
 ROW_START: Final = b'{"session":{"id":"'
 
 

@@ -10,12 +10,13 @@ this process wrote, at ``close``).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -128,20 +129,26 @@ class SessionLogs:
         records: list[Record],
         *,
         forked_from: tuple[str, str | None] | None = None,
+        labels: Mapping[str, str] | None = None,
+        created_at: dt.datetime | None = None,
     ) -> StoredSession:
         """Create the log: its header and ``records`` in one write, durably; its row saved at once.
 
         :param forked_from: the session and event a fork continues (recorded in the header).
+        :param labels: the session's labels (recorded in the header).
+        :param created_at: the session's creation time, if not now (an import keeps the source's).
         :raises SessionExists: if the session already exists.
         """
         log = self.log(session_id)
-        attributes: dict[str, str | None] = {"directory": path_text(directory), "git_root": path_text(git_root)}
+        attributes: dict[str, object] = {"directory": path_text(directory), "git_root": path_text(git_root)}
         if forked_from is not None:
             attributes["forked_from"], attributes["fork_event_id"] = forked_from
+        if labels:
+            attributes["labels"] = dict(labels)
         header = Record(
             k=KIND_HEADER,
             id=session_id,
-            ts=utcnow(),
+            ts=(created_at or utcnow()).astimezone(dt.UTC),
             v=FORMAT_VERSION,
             data=msgspec.Raw(_json_encoder.encode(attributes)),
         )
@@ -298,7 +305,12 @@ class SessionLogs:
             if row is not None:
                 session = row.session
                 place = Place(
-                    session.directory, session.git_root, session.created_at, session.forked_from, session.fork_event_id
+                    session.directory,
+                    session.git_root,
+                    session.created_at,
+                    session.forked_from,
+                    session.fork_event_id,
+                    session.labels,
                 )
             else:  # a summary without its header: read the header line
                 header = read_header(self._layout.log_path(session_id))

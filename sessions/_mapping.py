@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -19,9 +20,12 @@ __all__ = [
     "FACT_SERVER_SESSION",
     "Conversation",
     "Place",
+    "check_json",
+    "check_labels",
     "event_checker",
     "event_record",
     "fact_record",
+    "loads_json",
     "loads_str",
     "path_text",
     "place_of",
@@ -114,6 +118,7 @@ class Place(msgspec.Struct, frozen=True):
     created_at: dt.datetime
     forked_from: str | None = None
     fork_event_id: str | None = None
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 def path_text(path: str | None) -> str | None:
@@ -141,7 +146,17 @@ def place_of(header: Record) -> Place:
         value = attributes.get(name)
         return value if isinstance(value, str) else None
 
-    return Place(text("directory"), text("git_root"), header.ts, text("forked_from"), text("fork_event_id"))
+    labels = attributes.get("labels")
+    if not isinstance(labels, dict):
+        labels = {}
+    return Place(
+        text("directory"),
+        text("git_root"),
+        header.ts,
+        text("forked_from"),
+        text("fork_event_id"),
+        {k: v for k, v in labels.items() if isinstance(v, str)},
+    )
 
 
 def placed(session: StoredSession, directory: str | None, git_root: str | None) -> bool:
@@ -177,11 +192,57 @@ def to_session(
         event_count=state.events,
         forked_from=place.forked_from,
         fork_event_id=place.fork_event_id,
+        labels=place.labels,
     )
 
 
 def _is_true(raw: msgspec.Raw | None) -> bool:
     return raw is not None and bytes(raw).strip() == b"true"
+
+
+def check_json(value: Any) -> Any:
+    """``value`` if it is a JSON value that comes back equal: None, bool, int, finite float, str, and lists
+    (or tuples, which come back as lists) and dicts with str keys of those.
+
+    :raises TypeError: for anything else (a datetime, a set, bytes...), naming it.
+    :raises ValueError: for ``inf`` or ``nan``, which JSON cannot carry.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} cannot be stored: JSON has no inf or nan")
+        return value
+    if isinstance(value, list | tuple):
+        for item in value:
+            check_json(item)
+        return value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"a metadata object's keys must be str, not {type(key).__name__} ({key!r})")
+            check_json(item)
+        return value
+    raise TypeError(f"{type(value).__name__} is not a JSON value; store str, numbers, bools, None, lists or dicts")
+
+
+def check_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """``labels`` as stored: str keys and values only.
+
+    :raises TypeError: for anything else.
+    """
+    checked: dict[str, str] = {}
+    for key, value in (labels or {}).items():
+        checked[require_str(key, "label name")] = require_str(value, f"label {key!r}")
+    return checked
+
+
+def loads_json(raw: msgspec.Raw) -> Any:
+    """The JSON value a raw fact holds, or None if it cannot be read."""
+    try:
+        return _any_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
 
 
 def loads_str(raw: msgspec.Raw) -> str | None:

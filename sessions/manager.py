@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Sequence
-from typing import NamedTuple, Self
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Self
 
 from eventlog import new_id, utcnow
 from sessions.errors import SessionExists, SessionHistoryMismatch, SessionNotFound, SessionWriteError
@@ -61,6 +61,9 @@ class SessionManager:
         """Writes gathered by :meth:`batch`, to go out together when it ends."""
         self._pending_count: tuple[int, AnyEvent, str | None] | None = None
         """Inside a batch: the count, last event and head once the gathered events are written."""
+        self._labels: dict[str, str] = {}
+        self._attached = False
+        """Made by :meth:`attach`: the conversation was never read, so only :meth:`append` may write events."""
 
     @classmethod
     def create_new(
@@ -70,15 +73,30 @@ class SessionManager:
         git_root: str | None = None,
         *,
         session_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Self:
         """A manager for a new session; nothing is written until there is something to keep.
 
         :param session_id: the application's own id for it (see :func:`~sessions.protocol.check_session_id`);
             a new UUIDv7 if None. If a session with that id exists, the first write raises ``SessionExists``.
+        :param labels: labels to create it with (``LocalSessionService.list_sessions(labels=...)`` finds it).
         :raises InvalidSessionId: if ``session_id`` is not a valid id.
         """
         sid = new_id() if session_id is None else check_session_id(session_id)
-        return cls(service, sid, directory=directory, git_root=git_root, created=False)
+        manager = cls(service, sid, directory=directory, git_root=git_root, created=False)
+        manager._labels = dict(labels or {})
+        return manager
+
+    @classmethod
+    def attach(cls, service: SessionService, stored: StoredSession) -> Self:
+        """A manager that appends to a stored session without reading its conversation (see :meth:`append`).
+
+        For an adapter that adds items as they come and never holds the whole list.
+        """
+        manager = cls(service, stored.id, directory=stored.directory, git_root=stored.git_root, created=True)
+        manager._head_id = stored.head_id
+        manager._attached = True
+        return manager
 
     @classmethod
     def resume(
@@ -123,10 +141,15 @@ class SessionManager:
         if self._batch is not None:
             if not self._created and self._batch.create is None:
                 self._batch.create = (self._directory, self._git_root)
+                self._batch.labels = self._labels
             return
         if not self._created:
             try:
-                self._service.create_session(self._session_id, self._directory, self._git_root)
+                if self._labels:
+                    create: Any = self._service.create_session
+                    create(self._session_id, self._directory, self._git_root, labels=self._labels)
+                else:
+                    self._service.create_session(self._session_id, self._directory, self._git_root)
             except SessionExists:
                 # The id is ours alone (a new UUIDv7), so this is the header of our own earlier
                 # attempt, which reached the disk although that attempt raised (its clean-up failed).
@@ -137,18 +160,26 @@ class SessionManager:
                 raise
             self._created = True
 
-    def persist_events(self, events: Sequence[AnyEvent]) -> None:
+    def persist_events(self, events: Sequence[AnyEvent], *, times: Sequence[dt.datetime] | None = None) -> None:
         """Persist the events of ``events`` not yet persisted, as one batch.
 
         ``events`` is the whole conversation so far; calling again with the same
         list does nothing.
 
+        :param times: when each event of ``events`` happened (timezone-aware), if not now: an import keeps
+            its source's times. Only the new events' are used. Times are kept, never used to order events.
         :raises SessionHistoryMismatch: if ``events`` does not extend what was
             persisted (shorter, or a different event where the last persisted
             one was); nothing is written.
         :raises SessionConflict: if another writer appended to this session;
             nothing is written. Resume again to continue.
         """
+        if self._attached:
+            raise RuntimeError(
+                f"session {self._session_id}: this manager was attached without its conversation; use append()"
+            )
+        if times is not None and len(times) != len(events):
+            raise ValueError(f"times has {len(times)} entries for {len(events)} events")
         count, last, head = self._persisted_count, self._last_persisted, self._head_id
         if self._pending_count is not None:  # inside a batch, after an earlier persist in it
             count, last, head = self._pending_count
@@ -163,13 +194,64 @@ class SessionManager:
             count, head = self._persisted_count, self._head_id
         if len(events) == count:
             return
+        parent, gathered = self._write(events[count:], head, times[count:] if times is not None else None)
+        if gathered:
+            self._pending_count = (len(events), events[-1], parent)
+            return
+        self._persisted_count = len(events)
+        self._last_persisted = events[-1]
+        self._head_id = parent
+
+    def append(self, events: Sequence[AnyEvent], *, times: Sequence[dt.datetime] | None = None) -> list[str]:
+        """Append ``events`` after the session's head, without the conversation before them; their new ids.
+
+        For adapters that add items as they come (with :meth:`attach`, or after :meth:`resume`).
+
+        :raises SessionConflict: if another writer appended since this manager last wrote or read the head;
+            nothing is written. ``get_session`` the session again, :meth:`attach`, and retry.
+        """
+        if times is not None and len(times) != len(events):
+            raise ValueError(f"times has {len(times)} entries for {len(events)} events")
+        if not events:
+            return []
+        if self._batch is not None:
+            raise RuntimeError("append inside batch(): use persist_events in a batch, or append outside it")
+        if self._unconfirmed:
+            stored = self._service.get_session(self._session_id)
+            self._head_id = stored.head_id if stored is not None else None
+            self._unconfirmed = []
+        before = self._head_id
+        ids: list[str] = []
+        head, _ = self._write(events, before, times, ids)
+        self._head_id = head
+        if not self._attached:
+            self._persisted_count += len(events)
+            self._last_persisted = events[-1]
+        return ids
+
+    def _write(
+        self,
+        events: Sequence[AnyEvent],
+        head: str | None,
+        times: Sequence[dt.datetime] | None,
+        ids: list[str] | None = None,
+    ) -> tuple[str | None, bool]:
+        """Write ``events`` after ``head``, or gather them into the batch; the new head, and whether gathered."""
         # Serialize first, so an event that cannot be encoded leaves no empty session behind;
         # then create, so no event is stamped earlier than the session it belongs to.
-        serialized = [serialize_event(event) for event in events[count:]]
+        check = getattr(getattr(self._service, "event_types", None), "check", None)
+        if check is not None:
+            for event in events:
+                check(event)
+        serialized = [serialize_event(event) for event in events]
+        if times is not None:
+            for when in times:
+                if when.tzinfo is None:
+                    raise ValueError(f"event time {when.isoformat()} must be timezone-aware")
         self._ensure_created()
         batch: list[StoredEvent] = []
         parent = head
-        for event_type, event_data in serialized:
+        for n, (event_type, event_data) in enumerate(serialized):
             event_id = new_id()
             batch.append(
                 StoredEvent(
@@ -179,23 +261,22 @@ class SessionManager:
                     invocation_id=self._invocation_id,
                     event_type=event_type,
                     event_data=event_data,
-                    created_at=utcnow(),
+                    created_at=times[n] if times is not None else utcnow(),
                 )
             )
             parent = event_id
+        if ids is not None:
+            ids.extend(e.id for e in batch)
         if self._batch is not None:
             self._batch.events.extend(batch)
-            self._pending_count = (len(events), events[-1], parent)
-            return
+            return parent, True
         try:
             self._service.append_events(self._session_id, batch)
         except SessionWriteError as exc:
             if not getattr(exc.__cause__, "rolled_back", True):
                 self._unconfirmed = [e.id for e in batch]
             raise
-        self._persisted_count = len(events)
-        self._last_persisted = events[-1]
-        self._head_id = parent
+        return parent, False
 
     def _confirm_unconfirmed(self, events: Sequence[AnyEvent]) -> None:
         """After a write that may have partly landed, count what is on disk as persisted."""
@@ -277,6 +358,7 @@ class SessionManager:
         self._last_persisted = events[-1] if events else None
         self._head_id = head_id
         self._unconfirmed = []
+        self._attached = False
         return events
 
     def pop(self) -> list[EventBase]:
@@ -316,8 +398,9 @@ class SessionManager:
         self._head_id = None
         self._unconfirmed = []
         self._create_failed = False
+        self._attached = False
 
-    def get_metadata(self, key: str) -> str | None:
+    def get_metadata(self, key: str) -> Any:
         """The session's value for ``key``, or None (always None before the session is written)."""
         if self._batch is not None and key in self._batch.metadata:
             return self._batch.metadata[key]
@@ -325,8 +408,9 @@ class SessionManager:
             return None
         return self._service.get_metadata(self._session_id, key)
 
-    def set_metadata(self, key: str, value: str) -> None:
-        """Store a metadata value; writing the value it already has costs nothing."""
+    def set_metadata(self, key: str, value: Any) -> None:
+        """Store a metadata value (any JSON value with a store that takes them, as the file store does);
+        writing the value it already has costs nothing."""
         if self._batch is not None and key in self._batch.metadata:
             self._batch.metadata[key] = value
             return

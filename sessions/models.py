@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import msgspec
 
@@ -28,6 +29,8 @@ class StoredSession(msgspec.Struct, frozen=True, kw_only=True):
     """For a fork: the session it was forked from (see ``fork_session``)."""
     fork_event_id: str | None = None
     """For a fork: the event of ``forked_from`` it continues from."""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    """Labels set when the session was created (``list_sessions(labels=...)`` filters on them)."""
 
 
 class TrashedSession(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,12 +88,15 @@ class SessionBatch(msgspec.Struct, kw_only=True):
     """A turn's writes, to go out as one write and one sync (see ``SessionManager.batch``).
 
     :param create: ``(directory, git_root)`` when the session does not exist yet: its header goes in the same write.
+    :param labels: the new session's labels (with ``create``).
+    :param metadata: values by key, each any JSON value.
     """
 
     create: tuple[str | None, str | None] | None = None
     events: list[StoredEvent] = msgspec.field(default_factory=list)
     server_session_id: str | None = None
-    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.create is not None or self.events or self.server_session_id is not None or self.metadata)

@@ -8,18 +8,21 @@ saves reading them.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import msgspec
 
 from eventlog import (
+    KIND_EVENT,
     KIND_HEAD,
     LogBusy,
     LogState,
     Record,
+    build_tree,
     ensure_private_dir,
     new_id,
     utcnow,
@@ -35,10 +38,12 @@ from sessions._mapping import (
     FACT_METADATA,
     FACT_SERVER_SESSION,
     Conversation,
+    check_json,
+    check_labels,
     event_checker,
     event_record,
     fact_record,
-    loads_str,
+    loads_json,
     require_str,
     stored_event,
 )
@@ -148,12 +153,50 @@ class LocalSessionService:
 
     # -- sessions ---------------------------------------------------------------------
 
-    def create_session(self, session_id: str, directory: str | None, git_root: str | None) -> StoredSession:
-        """Create a session's log (its header line), durably.
+    def create_session(
+        self,
+        session_id: str,
+        directory: str | None,
+        git_root: str | None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        events: Sequence[StoredEvent] = (),
+        metadata: Mapping[str, Any] | None = None,
+        created_at: dt.datetime | None = None,
+        head_id: str | None = None,
+    ) -> StoredSession:
+        """Create a session's log (its header line, and whatever else is given), in one write, durably.
 
-        :raises SessionExists: if the session already exists.
+        :param labels: names and values to find the session by (``list_sessions(labels=...)``); fixed at creation.
+        :param events: events to start with, in the order to store them. Unlike :meth:`append_events`
+            they may form a tree (an import keeps its source's branches): each parent must be None or an
+            earlier event of the list.
+        :param metadata: metadata values to start with (each any JSON value).
+        :param created_at: the session's creation time, if not now (an import keeps the source's).
+        :param head_id: the event to make the active head, if not the one the chain rule picks (the deepest
+            leaf; see :mod:`eventlog.chain`).
+        :raises SessionExists: if the session already exists (or one whose id differs only in case).
+        :raises ValueError: if an event is malformed, a parent is not an earlier event, or ``head_id`` is not
+            one of ``events``; nothing is written.
         """
-        return self._create(session_id, directory, git_root, [])
+        records = [self._checked_record(session_id, event) for event in events]
+        seen: set[str] = set()
+        for record in records:
+            if record.parent is not None and record.parent not in seen:
+                raise ValueError(f"event {record.id}: its parent {record.parent} is not an earlier event of the list")
+            seen.add(record.id)
+        ts = (created_at or utcnow()).astimezone(dt.UTC)
+        records += [
+            fact_record(FACT_METADATA, value, ts, key=require_str(key, "key"))
+            for key, value in (metadata or {}).items()
+        ]
+        if head_id is not None:
+            if head_id not in seen:
+                raise ValueError(f"head_id {head_id} is not one of the events given")
+            tree = build_tree([r for r in records if r.k == KIND_EVENT])
+            if tree.active_head != head_id:
+                records.append(Record(k=KIND_HEAD, id=new_id(), ts=ts, parent=head_id))
+        return self._create(session_id, directory, git_root, records, labels=check_labels(labels), created_at=ts)
 
     def _create(
         self,
@@ -163,6 +206,8 @@ class LocalSessionService:
         records: list[Record],
         *,
         forked_from: tuple[str, str | None] | None = None,
+        labels: Mapping[str, str] | None = None,
+        created_at: dt.datetime | None = None,
     ) -> StoredSession:
         if not SESSION_ID.fullmatch(check_session_id(session_id)):
             # An application's id: refuse one that differs only in case from a stored one (one file on macOS).
@@ -171,7 +216,9 @@ class LocalSessionService:
             if other is not None:
                 raise SessionExists(f"session {other} exists in {self.root}; ids differing only in case are refused")
         before = self.layout.stamp()
-        session = self._logs.create(session_id, directory, git_root, records, forked_from=forked_from)
+        session = self._logs.create(
+            session_id, directory, git_root, records, forked_from=forked_from, labels=labels, created_at=created_at
+        )
         self.layout.note_created(session_id, before)
         self._catalog.note_created(before)
         return session
@@ -196,9 +243,18 @@ class LocalSessionService:
         """
         return self._catalog.find_resumable(directory, git_root, max_age_secs)
 
-    def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]:
-        """Every session, most recently updated first (ties: larger id first)."""
-        return self._catalog.list_sessions(include_archived=include_archived)
+    def list_sessions(
+        self, *, include_archived: bool = False, labels: Mapping[str, str] | None = None
+    ) -> list[StoredSession]:
+        """Every session, most recently updated first (ties: larger id first).
+
+        :param labels: only sessions with every one of these labels (answered from the index, like the rest).
+        """
+        sessions = self._catalog.list_sessions(include_archived=include_archived)
+        if labels:
+            wanted = check_labels(labels).items()
+            sessions = [s for s in sessions if wanted <= s.labels.items()]
+        return sessions
 
     def copies_of(self, session_id: str) -> list[Path]:
         """The sync conflict copies beside one session's log (see :mod:`sessions.conflicts`)."""
@@ -290,9 +346,26 @@ class LocalSessionService:
         :raises SessionWriteError: if the disk refused the write; nothing is written.
         :raises ValueError: if an event is malformed (nothing is written).
         """
-        records = [event_record(session_id, event) for event in events]
+        records = [self._checked_record(session_id, event) for event in events]
         if records:
             self._append(session_id, records)
+
+    def _checked_record(self, session_id: str, event: StoredEvent) -> Record:
+        """The log record of an event, refused (ValueError) if it is of an application's type and does not fit it.
+
+        A standard type's data is stored as given, as the reference does (a bad one reads back as UnknownEvent).
+        """
+        record = event_record(session_id, event)
+        cls = self.event_types.types.get(record.type or "")
+        if (
+            cls is not None
+            and cls in self.event_types.application
+            and type(self.event_types.deserialize(record.type or "", record.data)) is not cls
+        ):
+            raise ValueError(
+                f"event {event.id}: its data is not a valid {record.type!r} event ({cls.__qualname__}); nothing written"
+            )
+        return record
 
     def write_batch(self, session_id: str, batch: SessionBatch) -> None:
         """Write a whole turn (events, server id, metadata, and the session's creation if new) as one batch.
@@ -303,16 +376,16 @@ class LocalSessionService:
         :raises SessionExists: if ``batch.create`` is set and the session exists.
         :raises SessionConflict: if the events do not continue the head; nothing is written.
         """
-        records = [event_record(session_id, event) for event in batch.events]
+        records = [self._checked_record(session_id, event) for event in batch.events]
         ts = utcnow()
         if batch.server_session_id is not None:
             records.append(
                 fact_record(FACT_SERVER_SESSION, require_str(batch.server_session_id, "server_session_id"), ts)
             )
         for key, value in batch.metadata.items():
-            records.append(fact_record(FACT_METADATA, require_str(value, "value"), ts, key=require_str(key, "key")))
+            records.append(fact_record(FACT_METADATA, check_json(value), ts, key=require_str(key, "key")))
         if batch.create is not None:
-            self._create(session_id, batch.create[0], batch.create[1], records)
+            self._create(session_id, batch.create[0], batch.create[1], records, labels=check_labels(batch.labels))
         elif records:
             self._append(session_id, records)
 
@@ -341,20 +414,34 @@ class LocalSessionService:
         if self._summary(session_id)[0].archived_at is not None:
             self._append_fact(session_id, FACT_ARCHIVED, False)
 
-    def get_metadata(self, session_id: str, key: str) -> str | None:
-        """The value stored under ``key``, or None."""
+    def get_metadata(self, session_id: str, key: str) -> Any:
+        """The value stored under ``key`` (any JSON value; a str as the reference stores), or None."""
         require_str(key, "key")
         _, state = self._summary(session_id)
         ref = state.fact(FACT_METADATA, key)
         if ref is None:
             return None
         raw = ref.value if ref.value is not None else self._logs.fact_reader(session_id)(ref)
-        # A value that is not a string (a newer version's, or edited by hand) reads as missing, not as a crash.
-        return loads_str(raw) if raw is not None else None
+        return loads_json(raw) if raw is not None else None
 
-    def set_metadata(self, session_id: str, key: str, value: str) -> None:
-        """Store ``value`` under ``key`` (the newest write wins)."""
-        self._append_fact(session_id, FACT_METADATA, require_str(value, "value"), key=require_str(key, "key"))
+    def set_metadata(self, session_id: str, key: str, value: Any) -> None:
+        """Store ``value`` (any JSON value: str, number, bool, None, list, dict) under ``key``; the newest wins.
+
+        :raises TypeError: if ``value`` is not a JSON value (nothing is written).
+        :raises ValueError: if it holds ``inf`` or ``nan``.
+        """
+        self._append_fact(session_id, FACT_METADATA, check_json(value), key=require_str(key, "key"))
+
+    def metadata(self, session_id: str) -> dict[str, Any]:
+        """Every metadata key of the session with its value."""
+        _, state = self._summary(session_id)
+        reader = self._logs.fact_reader(session_id)
+        values: dict[str, Any] = {}
+        for key, ref in sorted(state.facts.get(FACT_METADATA, {}).items()):
+            raw = ref.value if ref.value is not None else reader(ref)
+            if raw is not None:
+                values[key] = loads_json(raw)
+        return values
 
     # -- maintenance ------------------------------------------------------------------
 

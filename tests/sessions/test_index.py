@@ -18,6 +18,7 @@ import sessions.index
 import sessions.store
 from eventlog import utcnow
 from sessions import LocalSessionService, SessionManager, Text, UserMessage
+from sessions._index_file import INDEX_FORMAT
 from sessions.index import OLD_FILES
 
 BIG = 2_000_000
@@ -242,7 +243,7 @@ def test_superseded_rows_are_compacted_away(tmp_path: Path, monkeypatch: pytest.
             service.set_metadata(manager.session_id, "n", str(n))
     service.close()
     lines = index.read_bytes().splitlines()
-    assert msgspec.json.decode(lines[0])["index"] == 2  # compacted: a header, then rows sorted by id
+    assert msgspec.json.decode(lines[0])["index"] == INDEX_FORMAT  # compacted: a header, then rows sorted by id
     assert len(lines) < 60
     fresh = LocalSessionService.open(tmp_path)
     assert [fresh.get_metadata(m.session_id, "n") for m in managers] == ["59"] * 3
