@@ -22,6 +22,7 @@ from eventlog import utcnow
 from sessions._layout import LOG_SUFFIX, Layout, Scan
 from sessions._mapping import path_text, placed
 from sessions.errors import DamagedLogWarning, SessionNotFound, SessionReadError, UnsafeStorePath
+from sessions.hold import held_elsewhere
 from sessions.index import Listing, Row, SessionIndex
 from sessions.models import StoredSession
 
@@ -47,7 +48,10 @@ class Catalog:
         if directory is None and git_root is None:
             return None
         directory, git_root = path_text(directory), path_text(git_root)
-        cutoff = utcnow() - dt.timedelta(seconds=max_age_secs)
+        try:
+            cutoff = utcnow() - dt.timedelta(seconds=max_age_secs)
+        except OverflowError:  # math.inf, or more seconds than there have been: any age will do
+            cutoff = dt.datetime.min.replace(tzinfo=dt.UTC)
         scan = self.scan()
         rows = self._index.rows_near(directory, git_root)
         candidates = set(rows)
@@ -55,7 +59,7 @@ class Catalog:
         if scan.logs is not None:  # listed: logs without a row are candidates too, wherever they are
             unindexed = set(scan.logs) - self._index.ids()
             candidates = candidates.intersection(scan.logs) | unindexed
-        best: StoredSession | None = None
+        eligible: list[StoredSession] = []
         all_read = True
         for session_id in sorted(candidates):
             session = self._current(session_id, rows.get(session_id), scan.copies)
@@ -66,12 +70,13 @@ class Catalog:
                 continue
             if session.archived_at is not None or session.updated_at <= cutoff:
                 continue
-            if best is None or _recency(session) > _recency(best):
-                best = session
+            eligible.append(session)
         self._index.flush()
         if all_read:
             self._note_listing(scan)
-        return best
+        eligible.sort(key=_recency, reverse=True)
+        # A session another process is talking in (sessions.hold) is not this one's to continue.
+        return next((s for s in eligible if held_elsewhere(self._layout.locks_dir, s.id) is None), None)
 
     def list_sessions(self, *, include_archived: bool = False) -> list[StoredSession]:
         """See :meth:`sessions.LocalSessionService.list_sessions`."""

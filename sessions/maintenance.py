@@ -14,6 +14,7 @@ from typing import Any, Final, NamedTuple
 import msgspec
 
 from eventlog import move_to_trash
+from sessions import shortid
 from sessions.conflicts import merge_conflict_copies
 from sessions.errors import AmbiguousSessionId, SessionNotFound, SessionsError
 from sessions.store import LocalSessionService
@@ -37,21 +38,22 @@ def _no_progress(ids: Sequence[str], description: str) -> Iterable[str]:
 
 
 def resolve_session_id(service: LocalSessionService, prefix: str) -> str:
-    """The one session whose id starts with ``prefix`` (a whole id works too), as git resolves commits.
+    """The one session ``prefix`` names: a whole id, a unique prefix of one (as git resolves commits), or a
+    short id as ``sessions list`` prints it (a unique start of the id's random part, see :mod:`sessions.shortid`).
 
     :raises SessionNotFound: if no session matches.
     :raises AmbiguousSessionId: if several do.
     """
-    wanted = prefix.strip().lower()
-    matches = [sid for sid in service.session_ids() if sid.startswith(wanted)] if wanted else []
-    if not matches:
-        raise SessionNotFound(f"no session {prefix!r} in {service.root}; `sessions list --all` shows the ids")
-    if len(matches) > 1:
-        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+    try:
+        found = shortid.resolve(prefix, service.session_ids())
+    except shortid.Ambiguous as exc:
+        shown = ", ".join(exc.matches[:5]) + (", ..." if len(exc.matches) > 5 else "")
         raise AmbiguousSessionId(
-            f"session id prefix {prefix!r} matches {len(matches)} sessions ({shown}); give more characters"
-        )
-    return matches[0]
+            f"session id {prefix!r} matches {len(exc.matches)} sessions ({shown}); give more characters"
+        ) from None
+    if found is None:
+        raise SessionNotFound(f"no session {prefix!r} in {service.root}; `sessions list --all` shows the ids")
+    return found
 
 
 # -- reindex and doctor -------------------------------------------------------------------

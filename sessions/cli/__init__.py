@@ -8,6 +8,8 @@ look after sessions, :mod:`sessions.cli.lifecycle` those that delete, restore, f
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib.metadata
 import os
 import sys
 import warnings
@@ -19,13 +21,34 @@ import platformdirs
 
 from sessions import transfer
 from sessions.cli.chat import DEFAULT_MAX_AGE_MINUTES
-from sessions.cli.commands import COMMANDS, EXIT_DAMAGED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, STORE_ENV, UsageError
+from sessions.cli.commands import (
+    COMMANDS,
+    EXIT_DAMAGED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PICK,
+    STORE_ENV,
+    UsageError,
+)
 from sessions.cli.lifecycle import LIFECYCLE_COMMANDS
+from sessions.cli.listing import LISTING_COMMANDS, parse_since
+from sessions.cli.search import SEARCH_COMMANDS
 from sessions.errors import SessionNotFound, SessionsError, UnsafeStorePath
 from sessions.maintenance import AmbiguousSessionId
 from sessions.transfer import ImportRefused
 
-__all__ = ["EXIT_DAMAGED", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "default_store", "main"]
+__all__ = [
+    "ALL_COMMANDS",
+    "EXIT_DAMAGED",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "default_store",
+    "main",
+]
 
 APP_NAME: Final = "jsonl-sessions"
 
@@ -35,14 +58,17 @@ store:
   The store is a folder: sessions/*.jsonl are the data; index.jsonl, locks/ and trash/ are machine-local.
 
 session ids:
-  any unique prefix of an id works, as with git (`sessions show 0193f2`); so does it for event ids
-  (`sessions fork ID --at EVENT`, `sessions rewind ID --to EVENT`).
+  the short id `sessions list` prints (a unique start of the id's random last part: `sessions show 940e6b`),
+  the whole id, or any unique prefix of it, as with git; the same for event ids (`sessions fork ID --at
+  EVENT`, `sessions rewind ID --to EVENT`).
 
 exit codes:
   0  success
   1  verify found damage (a line that cannot be read, or a torn tail)
   2  a usage mistake: unknown or ambiguous id, bad flag, unreadable store or file
   3  the operation failed: the session was busy, or the disk refused a write
+     (a read-only store, a full disk), or the chat could not save its last turn
+  130  interrupted with Ctrl-C (every finished chat turn is saved)
 """
 
 
@@ -58,6 +84,13 @@ def default_store() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version(APP_NAME)
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def _minutes(text: str) -> float:
@@ -107,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_text: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -119,7 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[common],
         )
 
-    chat = command("chat", "a demo chat that resumes this directory's last session (offline, no model)")
+    chat = command(
+        "chat",
+        "a demo chat that resumes this directory's last session (offline, no model)",
+        "Without options it continues the newest session of this folder (or its git root) that was active in\n"
+        "the last --max-age minutes, else starts a new one and says if an older one exists. A session open in\n"
+        "another chat is never continued by a second one: that one starts its own and says why. Exits 3 if the\n"
+        "last turn could not be saved, 130 on Ctrl-C (every finished turn is saved).",
+    )
     chat.add_argument(
         "--max-age",
         type=_minutes,
@@ -128,10 +169,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="resume a session only if it was active this recently (default: %(default)g)",
     )
     chat.add_argument("--script", type=Path, metavar="FILE", help="read the chat from FILE instead of the terminal")
+    which_session = chat.add_mutually_exclusive_group()
+    which_session.add_argument(
+        "-c",
+        "--continue",
+        dest="continue_latest",
+        action="store_true",
+        help="continue this folder's latest session, however long ago it was active",
+    )
+    which_session.add_argument(
+        "-r",
+        "--resume",
+        nargs="?",
+        const=PICK,
+        metavar="ID",
+        help="continue session ID (any folder); without ID, pick one from a list (on a terminal)",
+    )
 
-    ls = command("list", "list sessions, most recently active first")
+    ls = command(
+        "list",
+        "list sessions, most recently active first",
+        "Each session shows its short id (accepted wherever an id is), its title (the first thing the user\n"
+        "said, or the title the application set as metadata `title`), when it was last active, its events and\n"
+        "its folder. The table fits the terminal; --json prints everything, full ids included.",
+    )
     ls.add_argument("--all", action="store_true", help="include archived sessions")
     ls.add_argument("--dir", type=Path, metavar="DIR", help="only sessions whose directory or git root is DIR")
+    ls.add_argument("-r", "--recursive", action="store_true", help="with --dir: also sessions in folders inside DIR")
+    ls.add_argument(
+        "--since",
+        type=parse_since,
+        metavar="WHEN",
+        help="only sessions active since WHEN: a duration (30m, 2h, 3d, 1w) or a date (2026-01-31)",
+    )
+    ls.add_argument("-n", "--limit", type=_count, metavar="N", help="at most N sessions (the most recent)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     show = command("show", "show a session's conversation")
@@ -152,11 +223,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="every branch of the session, the active one first, with event ids (for fork --at and rewind --to)",
     )
 
+    search = command(
+        "search",
+        "find events whose content matches a regular expression, across the store",
+        "PATTERN is a Python regular expression, matched against the text of each event's content (a message,\n"
+        "a tool's input or output), not the JSON around it, on every branch of every session, archived ones too.\n"
+        "Each matching event prints on one line: session (short id), event, type and the text around the match.\n"
+        "Exits 0 if something matched, 1 if nothing did (as grep does), 2 for a bad pattern.",
+    )
+    search.add_argument("pattern", metavar="PATTERN", help="a regular expression (Python syntax)")
+    search.add_argument("-i", "--ignore-case", action="store_true", help="match letters in either case")
+    search.add_argument(
+        "--type",
+        action="append",
+        metavar="TYPE",
+        help="only events of TYPE: user_message, text, tool_call, tool_result... (may be repeated)",
+    )
+    search.add_argument("--dir", type=Path, metavar="DIR", help="only sessions whose directory or git root is DIR")
+    search.add_argument("-r", "--recursive", action="store_true", help="with --dir: also folders inside DIR")
+    search.add_argument(
+        "--since", type=parse_since, metavar="WHEN", help="only events since WHEN: 30m, 2h, 3d, 1w or a date"
+    )
+    search.add_argument("--json", action="store_true", help="print the matches as JSON")
+
     verify = command("verify", "check logs: chain, duplicates, unknown types, damaged lines (with byte offsets)")
     which = verify.add_mutually_exclusive_group(required=True)
     which.add_argument("id", nargs="?", help="session id or unique prefix")
     which.add_argument("--all", action="store_true", help="check every session")
     verify.add_argument("--json", action="store_true", help="print the reports as JSON")
+    verify.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the sessions with problems (the exit code says the rest)"
+    )
 
     for name, text in (("archive", "archive a session (nothing is deleted)"), ("unarchive", "unarchive a session")):
         command(name, text).add_argument("id", help="session id or unique prefix")
@@ -164,10 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     export = command("export", "write a session out: jsonl (the log itself, for import), json or markdown")
     export.add_argument("id", help="session id or unique prefix")
     export.add_argument("--format", choices=transfer.EXPORT_FORMATS, default="jsonl", help="default: jsonl")
-    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output (`-`: standard output)"
+    )
+    export.add_argument("--force", action="store_true", help="overwrite FILE if it exists (else: refused, exit 2)")
 
-    imp = command("import", "add a session from a file written by `export --format jsonl`")
-    imp.add_argument("file", type=Path, help="the exported log")
+    imp = command(
+        "import",
+        "add a session from a file written by `export --format jsonl`",
+        "The whole file is checked before anything is written. If the store already holds the session (an older\n"
+        "or newer copy of it), the two are merged as a sync merge does: every event of both is kept, nothing is\n"
+        "overwritten, and a copy of the file is kept in STORE/trash/.",
+    )
+    imp.add_argument("file", help="the exported log (`-`: read it from standard input)")
 
     rm = command(
         "rm",
@@ -240,28 +346,40 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``sessions`` command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_USAGE
-    warnings.showwarning = _warn_one_line
-    root = Path(args.store).expanduser() if getattr(args, "store", None) else default_store()
     try:
-        return (COMMANDS | LIFECYCLE_COMMANDS)[args.command](args, root)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        warnings.showwarning = _warn_one_line
+        root = Path(args.store).expanduser() if getattr(args, "store", None) else default_store()
+        code = ALL_COMMANDS[args.command](args, root)
+        sys.stdout.flush()  # inside the try: a reader that left shows up here, as a BrokenPipeError
+        return code
     except (UsageError, SessionNotFound, AmbiguousSessionId, ImportRefused, UnsafeStorePath) as exc:
         return _fail(EXIT_USAGE, str(exc))
     except SessionsError as exc:
-        return _fail(EXIT_FAILED, str(exc))
+        return _fail(EXIT_FAILED, exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
     except BrokenPipeError:
-        # The reader went away (`sessions show ID --raw | head`); as rich does, stop quietly, and point stdout
-        # at /dev/null so the interpreter's final flush does not complain.
+        # The reader went away (`sessions verify --all | head -2`): what it read was what it wanted, so stop
+        # quietly with success, as `grep ... | head` does; stdout goes to /dev/null so the interpreter's final
+        # flush does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return EXIT_OK
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        return _fail(EXIT_USAGE, f"{where}{exc.strerror or exc}")
+        # A disk that refuses a write fails the operation (3); a store or file that cannot be read is a usage
+        # mistake (2).
+        code = EXIT_FAILED if exc.errno in _WRITE_REFUSED else EXIT_USAGE
+        return _fail(code, f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+
+
+ALL_COMMANDS: Final = COMMANDS | LISTING_COMMANDS | SEARCH_COMMANDS | LIFECYCLE_COMMANDS
+"""Every subcommand by name: each takes the parsed arguments and the store folder and returns an exit code."""
+
+_WRITE_REFUSED: Final = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 
 
 def _fail(code: int, message: str) -> int:

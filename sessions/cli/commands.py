@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -77,7 +78,14 @@ def open_store(root: Path, *, create: bool = False) -> LocalSessionService:
             f"no session store at {root} (nothing was saved there yet); run `sessions chat`, "
             f"or pass --store PATH or set {STORE_ENV}"
         )
-    return LocalSessionService.open(root)
+    try:
+        return LocalSessionService.open(root)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or create:
+            raise
+        # A read-only store (a backup, a snapshot) without locks/ (which a sync or backup leaves out): reading
+        # needs no lock, so it is opened as it is, and only a write fails (exit code 3).
+        return LocalSessionService(root)
 
 
 def track_progress(console: Console) -> maintenance.Track:

@@ -17,7 +17,7 @@ from rich import box
 from rich.table import Table
 
 from eventlog import utcnow
-from sessions import LocalSessionService, maintenance
+from sessions import LocalSessionService, maintenance, shortid
 from sessions.cli.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, open_store, print_json
 from sessions.cli.render import make_console, time_ago
 from sessions.deletion import DELETED
@@ -39,12 +39,12 @@ def _exit_code(exc: SessionsError) -> int:
 
 
 def _unique(prefix: str, candidates: Iterable[str]) -> list[str]:
-    """The candidates ``prefix`` names: itself if it is one, else those it starts (case-insensitively)."""
-    pool = set(candidates)
-    if prefix in pool:
-        return [prefix]
-    wanted = prefix.strip().lower()
-    return sorted(c for c in pool if c.lower().startswith(wanted)) if wanted else []
+    """The candidates ``prefix`` names: itself, or those it starts or whose random part it starts (a short id)."""
+    try:
+        found = shortid.resolve(prefix, set(candidates))
+    except shortid.Ambiguous as exc:
+        return exc.matches
+    return [] if found is None else [found]
 
 
 def _listed(matches: list[str]) -> str:
@@ -59,7 +59,7 @@ def resolve_event_id(service: LocalSessionService, session_id: str, prefix: str)
     matches = _unique(prefix, (e.id for e in service.load_tree(session_id).events))
     if not matches:
         raise UsageError(
-            f"no event {prefix!r} in session {session_id}; `sessions show {session_id[:13]} --branches` shows them"
+            f"no event {prefix!r} in session {session_id}; `sessions show {session_id} --branches` shows them"
         )
     if len(matches) > 1:
         raise UsageError(
