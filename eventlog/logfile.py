@@ -157,7 +157,8 @@ class LogFile:
                 raise
             self._keep(fd)
             state = LogState()
-            state.fold_lines(0, data, [header, *records])
+            if not state.fold_lines(0, data, [header, *records]):
+                state = fold_file(fd, os.fstat(fd), None)  # a tree (an import): its head needs the whole tree
             return self._after_write(fd, state)
 
     def _reclaim_failed_create(self) -> int:

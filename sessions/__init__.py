@@ -14,10 +14,12 @@ from sessions.errors import (
     UnsafeStorePath,
 )
 from sessions.events import (
+    Attachment,
     Compaction,
     ConversationEvent,
     EventBase,
     OutOfBandOutput,
+    Reasoning,
     SkillInvocation,
     SystemContext,
     Text,
@@ -35,6 +37,7 @@ from sessions.store import LocalSessionService
 from sessions.tree import SessionTree
 
 __all__ = [
+    "Attachment",
     "Compaction",
     "ConversationEvent",
     "DamagedLogWarning",
@@ -42,6 +45,7 @@ __all__ = [
     "InvalidSessionId",
     "LocalSessionService",
     "OutOfBandOutput",
+    "Reasoning",
     "Resumed",
     "SessionBatch",
     "SessionBusy",
