@@ -1,0 +1,283 @@
+"""What the three importers share: a source file's lines as events, their tree, the session, and export.
+
+Each line of a source file becomes one event holding the line verbatim (a tool's
+:class:`ImportedRecord` subclass, its JSON object kept as raw bytes), or, for a
+compaction line, a standard :class:`~sessions.Compaction` carrying the line in its
+``meta`` under the record type's tag, so that ``from_compaction`` resumes find it.
+Export writes those bytes back, in file order. Layout and rules: docs/IMPORT.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import msgspec
+
+from eventlog import new_id
+from sessions.errors import ImportRefused, InvalidSessionId, SessionExists, SessionsError
+from sessions.events import Compaction, EventBase
+from sessions.models import StoredEvent
+from sessions.protocol import check_session_id
+from sessions.store import LocalSessionService
+
+__all__ = [
+    "ExportRefused",
+    "ImportResult",
+    "ImportedRecord",
+    "Source",
+    "SourceLine",
+    "export_lines",
+    "parse_time",
+    "read_lines",
+    "save",
+    "session_id_for",
+]
+
+_any: Final = msgspec.json.Decoder(Any)
+_encode: Final = msgspec.json.encode
+
+
+class ExportRefused(SessionsError, ValueError):
+    """The session holds events that the asked format has no line for; nothing was written."""
+
+
+class ImportedRecord(EventBase, frozen=True):
+    """One line of another tool's session file, its JSON object kept byte for byte in ``line``.
+
+    Subclasses name their tag in ``TYPE`` and map the line to standard events in :meth:`standard`.
+    """
+
+    TYPE: ClassVar[str]
+    FORMAT: ClassVar[str]
+    """The ``--from`` / ``--format`` name of the tool (``claude-code``, ``codex``, ``pi``)."""
+    line: msgspec.Raw
+
+    def value(self) -> Any:
+        """The line as Python values (parsed on each call: views are rare, resumes are not)."""
+        return _any.decode(self.line)
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    """One non-blank line of a source file, as a tool module reads it."""
+
+    raw: bytes
+    """The line's bytes, without its line ending."""
+    number: int
+    """1-based line number in the file."""
+    time: dt.datetime | None = None
+    node: str | None = None
+    """The source's id of this line when it has a place in the source's tree (else it is chained after the
+    line before it)."""
+    parent: str | None = None
+    """With ``node``: the source's parent id (None, or an id not in the file: a root)."""
+    compaction: tuple[str, int | None] | None = None
+    """``(summary, tokens_before)`` if the line is a compaction."""
+
+
+@dataclass
+class Source:
+    """A source file read by a tool module: its lines and what the session is."""
+
+    path: Path
+    session_id: str
+    directory: str | None
+    lines: list[SourceLine]
+    labels: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: dt.datetime | None = None
+
+
+class ImportResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What importing one source file did."""
+
+    path: str
+    session_id: str
+    status: str
+    """``imported``, or ``exists`` (the store already holds the session: nothing was written)."""
+    events: int
+    """Lines of the source (each one event)."""
+    parent_session: str | None = None
+    """For a sub-agent: the session it belongs to."""
+
+
+def read_lines(path: Path) -> list[tuple[int, bytes]]:
+    """The non-blank lines of ``path`` with their 1-based numbers, each checked to be a JSON object.
+
+    :raises ImportRefused: naming the first line that is not (a torn last line included: the tool may still be
+        writing the file; import it once it is done).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportRefused(f"cannot read {path}: {exc.strerror or exc}") from exc
+    out: list[tuple[int, bytes]] = []
+    for number, text in enumerate(data.split(b"\n"), 1):
+        line = text.removesuffix(b"\r")
+        if not line.strip():
+            continue
+        if not line.lstrip().startswith(b"{"):
+            raise ImportRefused(f"{path}, line {number}: not a JSON object; nothing was imported")
+        out.append((number, line))
+    return out
+
+
+def parse_time(value: object) -> dt.datetime | None:
+    """A source timestamp (RFC 3339 text, or Unix milliseconds) as an aware UTC datetime, or None."""
+    try:
+        if isinstance(value, str):
+            when = dt.datetime.fromisoformat(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            when = dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+        else:
+            return None
+    except (ValueError, OverflowError, OSError):
+        return None
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+def session_id_for(candidate: object, path: Path) -> str:
+    """``candidate`` if it is a valid session id, else one made from the file name."""
+    try:
+        return check_session_id(candidate)
+    except InvalidSessionId:
+        pass
+    made = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).lstrip(".-")[:128].rstrip(".")
+    try:
+        return check_session_id(made)
+    except InvalidSessionId:
+        return check_session_id(f"imported-{made}"[:128].rstrip("."))
+
+
+def _events(source: Source, record: type[ImportedRecord], invocation: str) -> list[StoredEvent]:
+    """The source's lines as events, linked as the source's tree (see docs/IMPORT.md, "Branches")."""
+    fallback = next((line.time for line in source.lines if line.time is not None), None)
+    if fallback is None:
+        fallback = dt.datetime.fromtimestamp(source.path.stat().st_mtime, dt.UTC)
+    events: list[StoredEvent] = []
+    ours: dict[str, str] = {}  # the source's node id -> our event id
+    anchor_of: dict[str, str | None] = {}  # our event id -> the node (None: the root) it belongs after
+    # A line without a place in the source's tree (a snapshot, a queue operation) is chained after the line
+    # before it; the next line whose source parent is that line's node links to it instead, so that such
+    # lines never make branches of their own.
+    tip_after: dict[str | None, str] = {}
+    used: set[str] = set()
+    previous: str | None = None
+    when = fallback
+    for line in source.lines:
+        when = line.time or when
+        event_id = line.node if line.node is not None and line.node not in used else f"line-{line.number}"
+        while event_id in used:
+            event_id += "+"
+        if line.node is not None:
+            node = line.parent if line.parent in ours else None
+            parent = tip_after.get(node, ours[node] if node is not None else None)
+            ours.setdefault(line.node, event_id)
+            anchor_of[event_id] = line.node
+        else:
+            parent = previous
+            anchor = anchor_of[previous] if previous is not None else None
+            tip_after[anchor] = event_id
+            anchor_of[event_id] = anchor
+        used.add(event_id)
+        events.append(
+            StoredEvent(
+                id=event_id,
+                session_id=source.session_id,
+                parent_id=parent,
+                invocation_id=invocation,
+                event_type=Compaction.TYPE if line.compaction is not None else record.TYPE,
+                event_data=_event_data(line, record.TYPE),
+                created_at=when,
+            )
+        )
+        previous = event_id
+    return events
+
+
+def _event_data(line: SourceLine, tag: str) -> str:
+    raw = line.raw.decode()
+    if line.compaction is None:
+        return f'{{"line":{raw}}}'
+    summary, tokens = line.compaction
+    before = f',"tokens_before":{tokens}' if tokens is not None else ""
+    return f'{{"summary":{_encode(summary).decode()}{before},"meta":{{"{tag}":{raw}}}}}'
+
+
+def save(store: LocalSessionService, source: Source, record: type[ImportedRecord]) -> ImportResult:
+    """Create the source's session in one write, unless the store holds it already.
+
+    :raises ImportRefused: if the file is not valid UTF-8 or a line is not valid JSON; nothing is written.
+    """
+    result = ImportResult(
+        path=str(source.path),
+        session_id=source.session_id,
+        status="exists",
+        events=len(source.lines),
+        parent_session=source.labels.get("parent_session"),
+    )
+    if store.get_session(source.session_id) is not None:
+        return result
+    try:
+        events = _events(source, record, new_id())
+        store.create_session(
+            source.session_id,
+            source.directory,
+            None,
+            labels=source.labels,
+            events=events,
+            metadata=source.metadata,
+            created_at=source.created_at or (events[0].created_at if events else None),
+            head_id=events[-1].id if events else None,
+        )
+    except SessionExists:
+        return result
+    except (UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, SessionsError):
+            raise
+        raise ImportRefused(f"{source.path}: {exc}; nothing was imported") from exc
+    return msgspec.structs.replace(result, status="imported")
+
+
+class _Line(msgspec.Struct):
+    line: msgspec.Raw
+
+
+class _Meta(msgspec.Struct):
+    meta: dict[str, msgspec.Raw] | None = None
+
+
+_line_decoder: Final = msgspec.json.Decoder(_Line)
+_meta_decoder: Final = msgspec.json.Decoder(_Meta)
+
+
+def export_lines(store: LocalSessionService, session_id: str, record: type[ImportedRecord]) -> bytes:
+    """The session as the source file's lines, in file order: the bytes each line was imported from.
+
+    :raises ExportRefused: if an event was not imported from this format (appended later, or another tool's).
+    :raises SessionNotFound: if there is no such session.
+    """
+    lines: list[bytes] = []
+    for event in store.load_tree(session_id).events:
+        raw: msgspec.Raw | None = None
+        data = event.event_data.encode()
+        try:
+            if event.event_type == record.TYPE:
+                raw = _line_decoder.decode(data).line
+            elif event.event_type == Compaction.TYPE:
+                raw = (_meta_decoder.decode(data).meta or {}).get(record.TYPE)
+        except msgspec.DecodeError:
+            raw = None
+        if raw is None:
+            raise ExportRefused(
+                f"session {session_id}: event {event.id} ({event.event_type}) is not a line imported from "
+                f"{record.FORMAT}, so it has no place in a {record.FORMAT} file; nothing was written. "
+                "Export it as jsonl, json or markdown"
+            )
+        lines.append(bytes(raw))
+        lines.append(b"\n")
+    return b"".join(lines)
