@@ -17,12 +17,10 @@ from typing import Any, Self
 import msgspec
 
 from eventlog import (
-    KIND_EVENT,
     KIND_HEAD,
     LogBusy,
     LogState,
     Record,
-    build_tree,
     ensure_private_dir,
     new_id,
     utcnow,
@@ -30,7 +28,7 @@ from eventlog import (
 )
 from eventlog._lock import check_timeout
 from eventlog.durability import check_durability
-from sessions import conflicts, deletion
+from sessions import conflicts, deletion, rewrite
 from sessions._layout import Layout
 from sessions._logs import SessionLogs
 from sessions._mapping import (
@@ -59,6 +57,7 @@ from sessions.events import EventBase, EventTypes
 from sessions.index import Row, SessionIndex
 from sessions.models import SessionBatch, StoredEvent, StoredSession, TrashedSession, VerifyReport
 from sessions.protocol import SESSION_ID, SessionService, check_session_id
+from sessions.rewrite import tree_records
 from sessions.tree import SessionTree, branch_records, read_session_tree
 
 __all__ = ["Conversation", "LocalSessionService", "SessionService", "check_session_id"]
@@ -179,23 +178,10 @@ class LocalSessionService:
         :raises ValueError: if an event is malformed, a parent is not an earlier event, or ``head_id`` is not
             one of ``events``; nothing is written.
         """
-        records = [self._checked_record(session_id, event) for event in events]
-        seen: set[str] = set()
-        for record in records:
-            if record.parent is not None and record.parent not in seen:
-                raise ValueError(f"event {record.id}: its parent {record.parent} is not an earlier event of the list")
-            seen.add(record.id)
         ts = (created_at or utcnow()).astimezone(dt.UTC)
-        records += [
-            fact_record(FACT_METADATA, value, ts, key=require_str(key, "key"))
-            for key, value in (metadata or {}).items()
-        ]
-        if head_id is not None:
-            if head_id not in seen:
-                raise ValueError(f"head_id {head_id} is not one of the events given")
-            tree = build_tree([r for r in records if r.k == KIND_EVENT])
-            if tree.active_head != head_id:
-                records.append(Record(k=KIND_HEAD, id=new_id(), ts=ts, parent=head_id))
+        records = tree_records([self._checked_record(session_id, event) for event in events], head_id, ts)
+        for key, value in (metadata or {}).items():
+            records.append(fact_record(FACT_METADATA, check_json(value), ts, key=require_str(key, "key")))
         return self._create(session_id, directory, git_root, records, labels=check_labels(labels), created_at=ts)
 
     def _create(
@@ -511,6 +497,22 @@ class LocalSessionService:
         original, _ = self._summary(session_id)
         records = branch_records(tree, at)
         return self._create(new_id(), original.directory, original.git_root, records, forked_from=(session_id, at))
+
+    def replace_events(
+        self, session_id: str, events: Sequence[StoredEvent], *, head_id: str | None = None
+    ) -> StoredSession:
+        """Replace the session's events with ``events`` in one step; the old log is kept whole in ``trash/replaced/``.
+
+        The header and facts (metadata, archive flag, server id) stay. ``events`` may form a tree, as in
+        :meth:`create_session`. Readers see the old log or the new one; an append waiting for the lock goes
+        into the new one, or fails with ``SessionConflict`` if the head it knew is gone. For pruning
+        (an adapter dropping old checkpoints); to undo turns, :meth:`rewind` keeps them in the log instead.
+
+        :raises SessionNotFound: if there is no such session.
+        :raises ValueError: if an event is malformed, or the tree or ``head_id`` is not valid; nothing changed.
+        """
+        records = [self._checked_record(session_id, event) for event in events]
+        return rewrite.replace_events(self, session_id, records, head_id)
 
     def rewind(self, session_id: str, to_event_id: str | None) -> None:
         """Make ``to_event_id`` the head (None: the empty conversation), with a head record in the log.
