@@ -192,7 +192,7 @@ def import_file(store: LocalSessionService, path: Path) -> list[ImportResult]:
         lines=out,
         labels={"source": FORMAT},
         metadata=meta(
-            source_path=str(path),
+            source_path=str(path.resolve()),
             git=header.git,
             cli_version=header.cli_version,
             originator=header.originator,

@@ -198,7 +198,7 @@ def import_file(store: LocalSessionService, path: Path) -> list[ImportResult]:
         lines=out,
         labels={"source": FORMAT},
         metadata=meta(
-            source_path=str(path),
+            source_path=str(path.resolve()),
             format_version=header.version if header.version is not None else 1,
             provider=header.provider,
             model_id=header.modelId,
