@@ -24,10 +24,20 @@ from eventlog import (
     verify_log,
 )
 from sessions.errors import ImportRefused, SessionNotFound, SyncMergeError, UnsafeStorePath
+from sessions.models import StoredEvent
 from sessions.protocol import check_session_id
 from sessions.store import LocalSessionService
 
-__all__ = ["EXPORT_FORMATS", "ImportRefused", "Imported", "export_session", "import_log", "import_session"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "ImportRefused",
+    "Imported",
+    "event_document",
+    "export_session",
+    "import_log",
+    "import_session",
+    "metadata_document",
+]
 
 EXPORT_FORMATS: Final = ("jsonl", "json", "markdown")
 
@@ -50,17 +60,8 @@ def export_session(service: LocalSessionService, session_id: str, fmt: str) -> b
     if fmt == "json":
         document = {
             "session": session,
-            "events": [
-                {
-                    "id": e.id,
-                    "parent_id": e.parent_id,
-                    "invocation_id": e.invocation_id,
-                    "type": e.event_type,
-                    "created_at": e.created_at,
-                    "data": msgspec.Raw(e.event_data.encode()),
-                }
-                for e in stored
-            ],
+            "metadata": metadata_document(service, session_id),
+            "events": [event_document(e) for e in stored],
         }
         return msgspec.json.format(_pretty.encode(document), indent=2) + b"\n"
     if fmt == "markdown":
@@ -73,6 +74,31 @@ def export_session(service: LocalSessionService, session_id: str, fmt: str) -> b
         ]
         return markdown_transcript(session, timeline).encode()
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+
+
+def metadata_document(service: LocalSessionService, session_id: str) -> dict[str, object]:
+    """The session's metadata, each value as JSON: a string that holds a JSON object or array (as applications
+    often store settings) is given parsed, any other value as it is."""
+    values: dict[str, object] = {}
+    for key, value in service.metadata(session_id).items():
+        values[key] = value
+        if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+            with contextlib.suppress(msgspec.DecodeError, RecursionError):
+                values[key] = msgspec.json.decode(value)
+    return values
+
+
+def event_document(event: StoredEvent) -> dict[str, object]:
+    """One event as ``export --format json`` and ``show --json`` write it: the names of the log's own lines
+    (``id``, ``parent``, ``inv``, ``type``, ``ts``, ``data``, as ``show --raw`` prints them), ``data`` as JSON."""
+    return {
+        "id": event.id,
+        "parent": event.parent_id,
+        "inv": event.invocation_id,
+        "type": event.event_type,
+        "ts": event.created_at,
+        "data": msgspec.Raw(event.event_data.encode()),
+    }
 
 
 def _read_regular(path: Path, session_id: str, service: LocalSessionService) -> bytes:

@@ -19,7 +19,7 @@ from typing import Final, NoReturn
 
 import platformdirs
 
-from sessions import transfer
+from sessions import importers, transfer
 from sessions.cli.chat import DEFAULT_MAX_AGE_MINUTES
 from sessions.cli.commands import (
     COMMANDS,
@@ -32,9 +32,11 @@ from sessions.cli.commands import (
     STORE_ENV,
     UsageError,
 )
+from sessions.cli.interop import INTEROP_COMMANDS
 from sessions.cli.lifecycle import LIFECYCLE_COMMANDS
 from sessions.cli.listing import LISTING_COMMANDS, parse_since
 from sessions.cli.search import SEARCH_COMMANDS
+from sessions.cli.show import SHOW_COMMANDS
 from sessions.errors import SessionNotFound, SessionsError, UnsafeStorePath
 from sessions.maintenance import AmbiguousSessionId
 from sessions.transfer import ImportRefused
@@ -205,7 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("-n", "--limit", type=_count, metavar="N", help="at most N sessions (the most recent)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    show = command("show", "show a session's conversation")
+    show = command(
+        "show",
+        "show a session's conversation",
+        "On a terminal the conversation goes through $PAGER (else `less`), printed as it is read. --json is\n"
+        "the session, its metadata as JSON values, and its events with the field names of the log's own lines\n"
+        "(id, parent, inv, type, ts, data), which --raw prints exactly as stored.",
+    )
     show.add_argument("id", help="session id or unique prefix")
     how = show.add_mutually_exclusive_group()
     how.add_argument("--json", action="store_true", help="print the session and its events as JSON")
@@ -221,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--branches",
         action="store_true",
         help="every branch of the session, the active one first, with event ids (for fork --at and rewind --to)",
+    )
+    show.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="after the conversation, print each event another process adds, until Ctrl-C",
+    )
+    show.add_argument(
+        "--no-pager", action="store_true", help="print straight to the terminal (default: $PAGER, else less)"
     )
 
     search = command(
@@ -260,7 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = command("export", "write a session out: jsonl (the log itself, for import), json or markdown")
     export.add_argument("id", help="session id or unique prefix")
-    export.add_argument("--format", choices=transfer.EXPORT_FORMATS, default="jsonl", help="default: jsonl")
+    export.add_argument(
+        "--format",
+        choices=(*transfer.EXPORT_FORMATS, *importers.FORMATS),
+        default="jsonl",
+        help="default: jsonl; claude-code, codex, pi: a session imported with --from, as the tool's own file",
+    )
     export.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE instead of standard output (`-`: standard output)"
     )
@@ -274,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
         "overwritten, and a copy of the file is kept in STORE/trash/.",
     )
     imp.add_argument("file", help="the exported log (`-`: read it from standard input)")
+    imp.add_argument("more", nargs="*", metavar="PATH", help="with --from: more session files or folders")
+    imp.add_argument(
+        "--from",
+        dest="source",
+        choices=importers.FORMATS,
+        help="import another tool's session files instead: FILE and each PATH a file or a folder (searched"
+        " recursively); sessions already in the store are skipped (docs/IMPORT.md)",
+    )
 
     rm = command(
         "rm",
@@ -376,7 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-ALL_COMMANDS: Final = COMMANDS | LISTING_COMMANDS | SEARCH_COMMANDS | LIFECYCLE_COMMANDS
+ALL_COMMANDS: Final = (
+    COMMANDS | LISTING_COMMANDS | SHOW_COMMANDS | SEARCH_COMMANDS | LIFECYCLE_COMMANDS | INTEROP_COMMANDS
+)
 """Every subcommand by name: each takes the parsed arguments and the store folder and returns an exit code."""
 
 _WRITE_REFUSED: Final = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT})

@@ -13,13 +13,12 @@ from typing import Final
 import msgspec
 from rich.console import Console
 from rich.progress import track as rich_track
-from rich.text import Text as RichText
 
-from sessions import LocalSessionService, maintenance, transfer
+from sessions import LocalSessionService, importers, maintenance, transfer
 from sessions.cli.chat import Chat, input_lines, stream_lines
-from sessions.cli.render import event_text, make_console, time_ago
-from sessions.errors import SessionNotFound, SessionsError
-from sessions.models import StoredEvent, StoredSession, VerifyReport
+from sessions.cli.render import make_console
+from sessions.errors import SessionsError
+from sessions.models import VerifyReport
 
 __all__ = [
     "COMMANDS",
@@ -31,10 +30,8 @@ __all__ = [
     "PICK",
     "STORE_ENV",
     "UsageError",
-    "event_json",
     "open_store",
     "print_json",
-    "short_ids",
     "track_progress",
 ]
 
@@ -79,13 +76,13 @@ def open_store(root: Path, *, create: bool = False) -> LocalSessionService:
             f"or pass --store PATH or set {STORE_ENV}"
         )
     try:
-        return LocalSessionService.open(root)
+        return LocalSessionService.open(root, event_types=importers.EVENT_TYPES)
     except OSError as exc:
         if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or create:
             raise
         # A read-only store (a backup, a snapshot) without locks/ (which a sync or backup leaves out): reading
         # needs no lock, so it is opened as it is, and only a write fails (exit code 3).
-        return LocalSessionService(root)
+        return LocalSessionService(root, event_types=importers.EVENT_TYPES)
 
 
 def track_progress(console: Console) -> maintenance.Track:
@@ -140,120 +137,6 @@ def _chat(args: argparse.Namespace, root: Path) -> int:
         chat.finish()
         return EXIT_INTERRUPTED
     return EXIT_OK if saved else EXIT_FAILED
-
-
-def _show(args: argparse.Namespace, root: Path) -> int:
-    if args.raw and (args.tail is not None or args.branches):
-        raise UsageError("--raw prints the whole log as stored; it cannot be combined with --tail or --branches")
-    service = open_store(root)
-    session_id = maintenance.resolve_session_id(service, args.id)
-    if args.raw or (args.json and args.tail is None and not args.branches):
-        fmt = "jsonl" if args.raw else "json"
-        sys.stdout.buffer.write(transfer.export_session(service, session_id, fmt))
-        return EXIT_OK
-    session = service.get_session(session_id)
-    if session is None:
-        raise SessionNotFound(f"no session {session_id} in {root}")
-    if args.branches:
-        return _show_branches(service, session, as_json=args.json)
-    stored = service.load_events(session_id, last=args.tail)
-    if args.json:
-        print_json({"session": session, "events": [event_json(e) for e in stored]})
-        return EXIT_OK
-    console = make_console()
-    _print_session(console, session)
-    if args.tail is not None:
-        console.print(f"(the last {len(stored)} of the active branch's events)", style="dim")
-    for event in stored:
-        for standard in service.deserialize_event(event.event_type, event.event_data).standard():
-            console.print(event_text(standard))
-    return EXIT_OK
-
-
-def _print_session(console: Console, session: StoredSession) -> None:
-    console.print(f"Session {session.id}", style="bold")
-    console.print(f"  directory:   {session.directory or '-'}")
-    console.print(f"  git root:    {session.git_root or '-'}")
-    console.print(f"  created:     {session.created_at:%Y-%m-%d %H:%M:%S} UTC ({time_ago(session.created_at)})")
-    console.print(f"  last active: {session.updated_at:%Y-%m-%d %H:%M:%S} UTC ({time_ago(session.updated_at)})")
-    if session.archived_at is not None:
-        console.print(f"  archived:    {session.archived_at:%Y-%m-%d %H:%M:%S} UTC")
-    if session.server_session_id:
-        console.print(f"  server id:   {session.server_session_id}")
-    if session.forked_from is not None:
-        console.print(f"  forked from: {session.forked_from} at event {session.fork_event_id or '-'}")
-    console.print(f"  events:      {session.event_count}")
-    console.print()
-
-
-def _show_branches(service: LocalSessionService, session: StoredSession, *, as_json: bool) -> int:
-    tree = service.load_tree(session.id)
-    branches = tree.branches()
-    if as_json:
-        print_json(
-            {
-                "session": session,
-                "branches": [
-                    {"head": b[-1].id, "active": n == 0, "events": [event_json(e) for e in b]}
-                    for n, b in enumerate(branches)
-                ],
-            }
-        )
-        return EXIT_OK
-    console = make_console()
-    _print_session(console, session)
-    if not branches:
-        console.print("(no events yet)", style="dim")
-        return EXIT_OK
-    short = short_ids([e.id for e in tree.events])
-    for n, branch in enumerate(branches):
-        # What this branch shares with an earlier one is shown once, there; here only where it goes on from it.
-        shared, earlier = max(
-            ((_common_prefix(branch, branches[k]), k) for k in range(n)), key=lambda t: (t[0], -t[1]), default=(0, -1)
-        )
-        title = f"branch {n + 1} of {len(branches)}{' (active)' if n == 0 else ''}: "
-        title += f"{len(branch)} events, head {short[branch[-1].id]}"
-        if shared:
-            title += f"; the first {shared} as in branch {earlier + 1}, then:"
-        if n:
-            console.print()
-        console.print(title, style="bold" if n == 0 else None)
-        for event in branch[shared:]:
-            line = RichText(f"{short[event.id]} ", style="dim")
-            for standard in service.deserialize_event(event.event_type, event.event_data).standard():
-                line.append_text(event_text(standard))
-            console.print(line)
-    return EXIT_OK
-
-
-def _common_prefix(a: Sequence[StoredEvent], b: Sequence[StoredEvent]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x.id != y.id:
-            break
-        n += 1
-    return n
-
-
-def short_ids(ids: Sequence[str], minimum: int = 8) -> dict[str, str]:
-    """Each id cut to the shortest length (at least ``minimum``) at which all of them are still told apart."""
-    length = minimum
-    longest = max(map(len, ids), default=0)
-    while length < longest and len({i[:length] for i in ids}) < len(set(ids)):
-        length += 1
-    return {i: i[:length] for i in ids}
-
-
-def event_json(event: StoredEvent) -> dict[str, object]:
-    """One event as ``show --json`` and ``export --format json`` print it."""
-    return {
-        "id": event.id,
-        "parent_id": event.parent_id,
-        "invocation_id": event.invocation_id,
-        "type": event.event_type,
-        "created_at": event.created_at,
-        "data": msgspec.Raw(event.event_data.encode()),
-    }
 
 
 def print_json(value: object) -> None:
@@ -396,7 +279,6 @@ def _doctor(args: argparse.Namespace, root: Path) -> int:
 
 COMMANDS: Final[dict[str, Callable[[argparse.Namespace, Path], int]]] = {
     "chat": _chat,
-    "show": _show,
     "verify": _verify,
     "archive": _archive,
     "unarchive": _archive,

@@ -150,7 +150,34 @@ def test_show_raw_is_the_log_and_json_has_every_event(sessions_cli: SessionsCLI)
     assert document["session"]["id"] == session_id
     assert [e["type"] for e in document["events"]] == ["user_message", "tool_call", "tool_result", "text"]
     assert document["events"][1]["data"] == {"id": "toolu_1", "name": "shell", "input": {"command": "ls"}}
-    assert document["events"][1]["parent_id"] == document["events"][0]["id"]
+    # --json uses the names of the log's own lines, as --raw prints them.
+    raw_lines = [json.loads(line) for line in raw.stdout.splitlines()]
+    raw_events = [line for line in raw_lines if line["k"] == "event"]
+    for shown, stored in zip(document["events"], raw_events, strict=True):
+        assert {k: shown[k] for k in ("id", "parent", "inv", "type", "data")} == {
+            k: stored.get(k)
+            for k in ("id", "parent", "inv", "type", "data")  # the log leaves out a null parent
+        }
+        assert shown["ts"].rstrip("Z") == stored["ts"].rstrip("Z")
+    assert document["events"][1]["parent"] == document["events"][0]["id"]
+    assert document["metadata"] == {}
+
+
+def test_show_json_carries_metadata_as_json_values(sessions_cli: SessionsCLI) -> None:
+    session_id = chat_like_session(sessions_cli.store)
+    document = json.loads(sessions_cli("show", session_id, "--json").stdout)
+    assert document["metadata"] == {"edit_permissions": {"allowed_commands": ["ls"]}, "title": "plain text"}
+    exported = json.loads(sessions_cli("export", session_id, "--format", "json").stdout)
+    assert exported["metadata"] == document["metadata"] and exported["events"] == document["events"]
+
+
+def chat_like_session(store: Path) -> str:
+    with LocalSessionService.open(store) as service:
+        manager = SessionManager.create_new(service, "/projects/meta", None)
+        manager.persist_events([UserMessage("hi")])
+        manager.set_metadata("edit_permissions", '{"allowed_commands": ["ls"]}')
+        manager.set_metadata("title", "plain text")
+        return manager.session_id
 
 
 def test_unknown_and_ambiguous_ids_are_one_line_errors(sessions_cli: SessionsCLI) -> None:
@@ -406,8 +433,12 @@ def run_on_a_terminal(cli: SessionsCLI, *args: str, env: dict[str, str]) -> byte
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 def test_colours_on_a_terminal_only_and_never_with_no_color(sessions_cli: SessionsCLI) -> None:
     session_id = make_session(sessions_cli.store)
-    coloured = run_on_a_terminal(sessions_cli, "show", session_id, env={"TERM": "xterm-256color", "NO_COLOR": ""})
-    plain = run_on_a_terminal(sessions_cli, "show", session_id, env={"TERM": "xterm-256color", "NO_COLOR": "1"})
+    coloured = run_on_a_terminal(
+        sessions_cli, "show", session_id, "--no-pager", env={"TERM": "xterm-256color", "NO_COLOR": ""}
+    )
+    plain = run_on_a_terminal(
+        sessions_cli, "show", session_id, "--no-pager", env={"TERM": "xterm-256color", "NO_COLOR": "1"}
+    )
     assert b"\x1b[" in coloured
     assert b"\x1b[" not in plain
     assert b"you> list the files" in plain
