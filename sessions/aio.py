@@ -215,6 +215,17 @@ class AsyncLocalSessionService:
     async def rewind(self, session_id: str, to_event_id: str | None) -> None:
         await self.run(self.sync.rewind, session_id, to_event_id)
 
+    async def replace_events(
+        self, session_id: str, events: Sequence[StoredEvent], *, head_id: str | None = None
+    ) -> StoredSession:
+        return await self.run(self.sync.replace_events, session_id, events, head_id=head_id)
+
+    async def repair_torn_tail(self, session_id: str) -> int:
+        return await self.run(self.sync.repair_torn_tail, session_id)
+
+    async def session_ids(self) -> list[str]:
+        return await self.run(self.sync.session_ids)
+
     async def delete_session(self, session_id: str) -> None:
         await self.run(self.sync.delete_session, session_id)
 
@@ -354,6 +365,10 @@ class AsyncSessionManager:
 
     async def get_metadata(self, key: str) -> Any:
         return await self._call(self.sync.get_metadata, key)
+
+    def deserialize_event(self, event_type: str, event_data: str | bytes | msgspec.Raw) -> EventBase:
+        """Type one stored event as the store does (no I/O, so not a coroutine)."""
+        return self.sync.deserialize_event(event_type, event_data)
 
     async def set_metadata(self, key: str, value: Any) -> None:
         await self._call(self.sync.set_metadata, key, value)

@@ -7,9 +7,11 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Self
 
+import msgspec
+
 from eventlog import new_id, utcnow
 from sessions.errors import SessionExists, SessionHistoryMismatch, SessionNotFound, SessionWriteError
-from sessions.events import EventBase, serialize_event
+from sessions.events import EventBase, deserialize_event, serialize_event
 from sessions.models import SessionBatch, StoredEvent, StoredSession
 from sessions.protocol import SessionService, check_session_id, load_conversation
 
@@ -399,6 +401,14 @@ class SessionManager:
         self._unconfirmed = []
         self._create_failed = False
         self._attached = False
+
+    def deserialize_event(self, event_type: str, event_data: str | bytes | msgspec.Raw) -> EventBase:
+        """Type one stored event as this manager's store does (with its ``event_types``, if it has any)."""
+        own = getattr(self._service, "deserialize_event", None)
+        if own is not None:
+            event: EventBase = own(event_type, event_data)
+            return event
+        return deserialize_event(event_type, event_data)
 
     def get_metadata(self, key: str) -> Any:
         """The session's value for ``key``, or None (always None before the session is written)."""

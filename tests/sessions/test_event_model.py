@@ -61,6 +61,10 @@ def test_application_types_are_typed_on_resume_and_by_the_store(tmp_path: Path) 
     resumed.manager.persist_events([*resumed.events, Vote(False)])
     raw = fresh.load_events(manager.session_id)[1]
     assert fresh.deserialize_event(raw.event_type, raw.event_data) == Plan(steps=["a", "b"])
+    assert resumed.manager.deserialize_event(raw.event_type, raw.event_data) == Plan(steps=["a", "b"])
+    assert SessionManager.create_new(_open(tmp_path), "/p").deserialize_event("acme.plan", "{}") == UnknownEvent(
+        "acme.plan", "{}"
+    )
     assert SessionManager.resume(fresh, stored, last=2).events == [Vote(True), Vote(False)]
     report = fresh.verify(manager.session_id)
     assert report.ok and not report.findings and report.unknown_types == {}
