@@ -23,7 +23,8 @@ import msgspec
 from rich.console import Console
 from rich.text import Text as RichText
 
-from eventlog import KIND_EVENT, decode_record
+from eventlog import KIND_EVENT, KIND_HEAD, decode_record
+from eventlog.reader import decode_each, iter_chunks, open_regular
 from sessions import LocalSessionService, maintenance, shortid, transfer
 from sessions.cli.commands import EXIT_OK, UsageError, open_store, print_json
 from sessions.cli.render import event_text, make_console, time_ago
@@ -76,12 +77,15 @@ def _show(args: argparse.Namespace, root: Path) -> int:
         if args.branches:
             _print_branches(console, service, session)
             return EXIT_OK
-        stored = service.load_events(session_id, last=args.tail)
         if args.tail is not None:
+            stored = service.load_events(session_id, last=args.tail)
             console.print(f"(the last {len(stored)} of the active branch's events)", style="dim")
-        for event in stored:
-            _print_event(console, service, event.event_type, event.event_data)
-        elsewhere = session.event_count - len(stored) if args.tail is None else 0
+            for event in stored:
+                _print_event(console, service, event.event_type, event.event_data)
+            shown = {e.id for e in stored}
+        else:
+            shown = _print_active_branch(console, service, session_id)
+        elsewhere = session.event_count - len(shown) if args.tail is None else 0
         if elsewhere > 0:
             console.print(
                 f"({elsewhere} more event(s) sit on other branches, after a rewind or a sync merge; "
@@ -89,8 +93,53 @@ def _show(args: argparse.Namespace, root: Path) -> int:
                 style="yellow",
             )
     if args.follow:
-        _follow(console, service, session_id, size, {e.id for e in stored})
+        _follow(console, service, session_id, size, shown)
     return EXIT_OK
+
+
+def _print_active_branch(console: Console, service: LocalSessionService, session_id: str) -> set[str]:
+    """Print the active branch; returns the ids printed.
+
+    A straight log (one writer's, the common case) is printed as it is read, a chunk at a time, so a long
+    session starts showing at once. At the first sign that it is not straight (an event that does not follow
+    the one before, a rewind), the active branch is read whole and printed on from where the two part.
+    """
+    printed: list[str] = []
+    if not service.copies_of(session_id):
+        fd = open_regular(service.log_path(session_id))
+        try:
+            for offset, chunk in iter_chunks(fd, 0):
+                records, _, _, _ = decode_each(chunk, offset)
+                for record in records:
+                    if record.k == KIND_HEAD or (
+                        record.k == KIND_EVENT and record.parent != (printed[-1] if printed else None)
+                    ):
+                        return _print_rest_of_branch(console, service, session_id, printed)
+                    if record.k == KIND_EVENT:
+                        _print_event(console, service, record.type or "", bytes(record.data).decode())
+                        printed.append(record.id)
+        finally:
+            os.close(fd)
+        return set(printed)
+    return _print_rest_of_branch(console, service, session_id, printed)
+
+
+def _print_rest_of_branch(
+    console: Console, service: LocalSessionService, session_id: str, printed: list[str]
+) -> set[str]:
+    active = service.load_events(session_id)
+    common = 0
+    while common < min(len(printed), len(active)) and printed[common] == active[common].id:
+        common += 1
+    if common < len(printed):
+        console.print(
+            f"(the last {len(printed) - common} event(s) above are on another branch; the active one goes on "
+            f"from event {common}:)",
+            style="yellow",
+        )
+    for event in active[common:]:
+        _print_event(console, service, event.event_type, event.event_data)
+    return {e.id for e in active}
 
 
 def _print_event(console: Console, service: LocalSessionService, event_type: str, event_data: str) -> None:
