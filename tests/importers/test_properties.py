@@ -44,10 +44,13 @@ def _claude_file(draw: st.DrawFn) -> list[dict[str, Any]]:
     return lines
 
 
-def _write(path: Path, lines: list[dict[str, Any]]) -> bytes:
+def _parsed(data: bytes) -> list[Any]:
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def _write(path: Path, lines: list[dict[str, Any]]) -> None:
     data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
     path.write_bytes(data)
-    return data
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -56,10 +59,11 @@ def test_any_claude_code_file_round_trips_with_its_tree(
     tmp_path_factory: pytest.TempPathFactory, lines: list[dict[str, Any]]
 ) -> None:
     folder = tmp_path_factory.mktemp("claude")
-    data = _write(folder / "s1.jsonl", lines)
+    _write(folder / "s1.jsonl", lines)
     store = LocalSessionService.open(folder / "store", durability="flush", event_types=importers.EVENT_TYPES)
     (result,) = importers.import_claude_code(store, folder / "s1.jsonl")
-    assert importers.export_session(store, result.session_id, "claude-code") == data
+    assert _parsed(importers.export_session(store, result.session_id, "claude-code")) == lines
+    assert store.log_path(result.session_id).read_bytes().isascii()  # non-ASCII kept as \u escapes
     report = store.verify(result.session_id)
     assert report.ok and report.findings == [] and report.unknown_types == {}
 
@@ -84,7 +88,7 @@ def test_records_survive_a_store_that_does_not_know_them(
     tmp_path_factory: pytest.TempPathFactory, lines: list[dict[str, Any]]
 ) -> None:
     folder = tmp_path_factory.mktemp("claude")
-    data = _write(folder / "s1.jsonl", lines)
+    _write(folder / "s1.jsonl", lines)
     typed = LocalSessionService.open(folder / "store", durability="flush", event_types=importers.EVENT_TYPES)
     (result,) = importers.import_claude_code(typed, folder / "s1.jsonl")
     log = transfer.export_session(typed, result.session_id, "jsonl")
@@ -94,6 +98,6 @@ def test_records_survive_a_store_that_does_not_know_them(
     assert stored is not None
     resumed = SessionManager.resume(plain, stored)
     assert all(isinstance(e, UnknownEvent) and e.type == "claude_code" for e in resumed.events)
-    assert importers.export_session(plain, result.session_id, "claude-code") == data
+    assert _parsed(importers.export_session(plain, result.session_id, "claude-code")) == lines
     resumed.manager.persist_events([*resumed.events, Text("after")])
     assert transfer.export_session(plain, result.session_id, "jsonl").startswith(log)
