@@ -7,8 +7,10 @@ fresh process), ``persist``, ``floor`` (issue #9: one event against the raw
 write floors), ``resume``, ``store`` (issue #5), ``scale`` and ``biglog``
 (issue #9: stores of many sessions, one very large log), ``windows`` (issue
 #10: the last events of long sessions, against the OpenAI Agents SDK, and a
-resume from a compaction). ``scale``, ``biglog`` and ``windows`` build their
-large stores once under ``--cache`` and reuse them.
+resume from a compaction), ``imports`` (issue #11: resuming an imported Claude
+Code session against parsing its source; importing the real transcripts).
+``scale``, ``biglog`` and ``windows`` build their large stores once under
+``--cache`` and reuse them.
 
 Repetitions of the peers are interleaved (the machine is shared and noisy), a
 warm-up precedes them, and medians, quartiles and p95 are reported with ratios
@@ -42,6 +44,7 @@ import msgspec
 from rich.table import Table
 
 from benchmarks.fixtures import DEFAULT_CACHE
+from benchmarks.frameworks import bench_frameworks
 from benchmarks.harness import (
     FLOOR,
     OURS,
@@ -56,6 +59,7 @@ from benchmarks.harness import (
     scratch,
     timed,
 )
+from benchmarks.imports import bench_imports
 from benchmarks.machine import describe_machine
 from benchmarks.peers import Peer, SessionSpec, Store, all_peers
 from benchmarks.peers.base import Persist
@@ -66,7 +70,7 @@ from benchmarks.workloads import FULL, QUICK, Sizes, events_for, metadata_blobs,
 from eventlog import new_id
 from sessions import ConversationEvent
 
-SECTIONS = ("startup", "persist", "floor", "resume", "store", "scale", "biglog", "windows")
+SECTIONS = ("startup", "persist", "floor", "resume", "store", "scale", "biglog", "windows", "imports", "frameworks")
 """Every section, in the order a run takes them."""
 
 
@@ -440,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     issue9: list[Target] = []
     issue10: list[Target] = []
+    issue12: list[Target] = []
+    issue11: list[Target] = []
     info: dict[str, Any] = {}
     only = set(args.only or SECTIONS)
     base = Path(tempfile.mkdtemp(prefix="jsonl-sessions-bench-", dir=args.dir))
@@ -461,6 +467,10 @@ def main(argv: list[str] | None = None) -> int:
             info["biglog"] = bench_biglog(sizes, base, args.cache, results, issue9)
         if "windows" in only:
             info["windows"] = bench_windows(sizes, base, args.cache, results, issue10)
+        if "frameworks" in only:
+            info["frameworks"] = bench_frameworks(args.quick, base, results, issue12)
+        if "imports" in only:
+            info["imports"] = bench_imports(args.quick, base, results, issue11)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     machine["elapsed_s"] = round(time.perf_counter() - started, 1)
@@ -473,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes=dataclasses.asdict(sizes),
         peers={p.name: p.description for p in peers},
         results=results,
-        targets=issue9 + issue5 + issue10,
+        targets=issue9 + issue5 + issue10 + issue11 + issue12,
         info=info,
     )
     print_report(report)

@@ -1,4 +1,4 @@
-"""``sessions import --from claude-code|codex|pi PATH...`` and ``sessions export ID --format claude-code|codex|pi``.
+"""``sessions import --from claude-code|codex|pi|auto PATH...``, ``sessions export ID --format claude-code|codex|pi``.
 
 Other tools' session files in and out of a store (see :mod:`sessions.importers` and docs/IMPORT.md). The two
 commands wrap the store's own ``import`` and ``export``, which handle everything else.

@@ -14,11 +14,13 @@ Details: docs/IMPORT.md.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Final
 
+from sessions.errors import ImportRefused
 from sessions.importers import claude_code, codex, pi
 from sessions.importers._source import ExportRefused, ImportedRecord, ImportResult, export_lines
 from sessions.importers.claude_code import ClaudeCodeRecord
@@ -27,6 +29,7 @@ from sessions.importers.pi import PiRecord
 from sessions.store import LocalSessionService
 
 __all__ = [
+    "AUTO",
     "EVENT_TYPES",
     "FORMATS",
     "ClaudeCodeRecord",
@@ -35,6 +38,7 @@ __all__ = [
     "ImportResult",
     "ImportedRecord",
     "PiRecord",
+    "detect",
     "export_session",
     "import_claude_code",
     "import_codex",
@@ -53,6 +57,8 @@ _TOOLS: Final[dict[str, tuple[ModuleType, type[ImportedRecord]]]] = {
 }
 FORMATS: Final = tuple(_TOOLS)
 """The tools, by the name ``--from`` and ``export --format`` take."""
+AUTO: Final = "auto"
+"""For :func:`source_files` and :func:`import_file`: any of the tools, told apart by each file's first line."""
 
 
 def _tool(fmt: str) -> tuple[ModuleType, type[ImportedRecord]]:
@@ -62,24 +68,53 @@ def _tool(fmt: str) -> tuple[ModuleType, type[ImportedRecord]]:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}") from None
 
 
+def detect(path: Path) -> str | None:
+    """The tool that wrote the session file at ``path``, from its first line, or None if none of ours did."""
+    try:
+        with open(path, "rb") as f:
+            first = next((line for line in f if line.strip()), b"")
+        value = json.loads(first)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    kind = value.get("type")
+    if kind == "session_meta" or (isinstance(value.get("payload"), dict) and "timestamp" in value):
+        return "codex"
+    if kind == "session" and "cwd" in value:
+        return "pi"
+    if "sessionId" in value or kind in ("file-history-snapshot", "summary", "queue-operation"):
+        return "claude-code"
+    return None
+
+
 def source_files(fmt: str, paths: Iterable[Path]) -> list[Path]:
-    """The session files ``import_file`` takes for ``paths`` (files, or folders searched recursively), in order."""
-    module, _ = _tool(fmt)
+    """The session files ``import_file`` takes for ``paths`` (files, or folders searched recursively), in order.
+
+    :param fmt: a tool (see :data:`FORMATS`), or ``auto``: files of any of them.
+    """
     found: list[Path] = []
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist")
-        found += [p for p in module.source_files(path) if p not in found]
+        for module in [claude_code] if fmt == AUTO else [_tool(fmt)[0]]:
+            found += [p for p in module.source_files(path) if p not in found]
     return found
 
 
 def import_file(store: LocalSessionService, fmt: str, path: Path) -> list[ImportResult]:
-    """Import one session file of tool ``fmt`` (and, for Claude Code, its sub-agents' files).
+    """Import one session file of tool ``fmt`` (``auto``: the tool :func:`detect` finds), and for Claude Code its
+    sub-agents' files.
 
     A session the store holds already is left as it is (``status="exists"``): importing twice creates nothing new.
 
     :raises ImportRefused: if the file is not a session file of that tool; nothing of it is written.
     """
+    if fmt == AUTO:
+        detected = detect(path)
+        if detected is None:
+            raise ImportRefused(f"{path} is not a session file of {', '.join(FORMATS)}; nothing was imported")
+        fmt = detected
     module, _ = _tool(fmt)
     results: list[ImportResult] = module.import_file(store, path)
     return results

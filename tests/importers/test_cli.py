@@ -64,3 +64,13 @@ def test_what_is_not_a_session_file_is_refused(sessions_cli: SessionsCLI, tmp_pa
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     several = sessions_cli("import", bad, bad)
     assert several.returncode == 2 and "--from" in several.stderr
+
+
+def test_import_auto_tells_the_tools_apart(sessions_cli: SessionsCLI) -> None:
+    transcript(SESSIONS["codex"][0])
+    done = sessions_cli("import", "--from", "auto", TRANSCRIPTS)
+    assert done.returncode == 0, done.stderr
+    assert "8 imported, 0 already in the store, 0 refused" in done.stderr
+    listed = json.loads(sessions_cli("list", "--json").stdout)
+    sources = sorted(s["labels"]["source"] for s in listed)
+    assert sources == ["claude-code"] * 5 + ["codex"] + ["pi"] * 2
