@@ -4,23 +4,38 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+VENV_STAMP := $(VENV)/.venv-stamp
+# compat: a plain path in a .pth file, which mypy in a project that depends on this checkout can follow
+# (the default editable mode installs an import hook that mypy cannot see). PYTHONWARNINGS quiets the
+# boxed notices setuptools prints about editable modes, which ask nothing of the user.
+INSTALL := PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --config-settings editable_mode=compat
 
 .PHONY: demo test lint stress bench bench-quick clean
 
-$(STAMP): pyproject.toml
+$(VENV_STAMP):
 	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
 		echo "jsonl-sessions needs Python 3.11 or newer; try: make $(MAKECMDGOALS) PYTHON=python3.12" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 		echo "could not create $(VENV); on Debian or Ubuntu: sudo apt install python3-venv" >&2; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(VENV_STAMP)
 
-demo: $(STAMP)
+# What the demo needs: the package and its runtime dependencies, no test or lint tools.
+$(RUNTIME_STAMP): pyproject.toml $(VENV_STAMP)
+	$(INSTALL) -e .
+	@touch $(RUNTIME_STAMP)
+
+$(STAMP): pyproject.toml $(VENV_STAMP)
+	$(INSTALL) -e '.[dev]'
+	@touch $(STAMP) $(RUNTIME_STAMP)
+
+demo: $(RUNTIME_STAMP)
 	$(VENV)/bin/sessions chat
 
+# -n auto: one worker per core (pytest-xdist); a run that collects no test fails (pytest exits 5).
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not stress and not syncthing"
+	$(PY) -m pytest -q -n auto -m "not stress and not syncthing"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -40,7 +55,7 @@ clean:
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): pyproject.toml $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(INSTALL) -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
