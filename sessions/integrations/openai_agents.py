@@ -6,7 +6,9 @@ docs/integrations/openai_agents.md for what it writes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import os
 import threading
 import uuid
@@ -154,7 +156,9 @@ class JsonlSession:
         wanted = resolve_session_limit(limit, self.session_settings)
         if wanted == 0:
             return []
-        return await self._run(self._get_items, wanted if wanted is not None and wanted > 0 else None)
+        # A read writes nothing, so it needs no let-finish-on-cancel shield: the plain executor hop is cheaper.
+        call = functools.partial(self._locked, self._get_items, wanted if wanted is not None and wanted > 0 else None)
+        return await asyncio.get_running_loop().run_in_executor(None, call)
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Append the items as one write (and one fsync), after whatever is stored."""
@@ -174,11 +178,11 @@ class JsonlSession:
     # -- in a worker thread -------------------------------------------------------------
 
     async def _run(self, call: Callable[..., _T], *args: Any) -> _T:
-        def locked() -> _T:
-            with self._lock:
-                return call(*args)
+        return await self.store.run(self._locked, call, *args)
 
-        return await self.store.run(locked)
+    def _locked(self, call: Callable[..., _T], *args: Any) -> _T:
+        with self._lock:
+            return call(*args)
 
     @property
     def _sync(self) -> LocalSessionService:
