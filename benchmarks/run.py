@@ -64,13 +64,26 @@ from benchmarks.machine import describe_machine
 from benchmarks.peers import Peer, SessionSpec, Store, all_peers
 from benchmarks.peers.base import Persist
 from benchmarks.scale import bench_biglog, bench_scale
+from benchmarks.search import bench_search
 from benchmarks.startup import bench_startup
 from benchmarks.windows import bench_windows
 from benchmarks.workloads import FULL, QUICK, Sizes, events_for, metadata_blobs, turn
 from eventlog import new_id
 from sessions import ConversationEvent
 
-SECTIONS = ("startup", "persist", "floor", "resume", "store", "scale", "biglog", "windows", "imports", "frameworks")
+SECTIONS = (
+    "startup",
+    "persist",
+    "floor",
+    "resume",
+    "store",
+    "scale",
+    "biglog",
+    "windows",
+    "imports",
+    "frameworks",
+    "search",
+)
 """Every section, in the order a run takes them."""
 
 
@@ -446,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     issue10: list[Target] = []
     issue12: list[Target] = []
     issue11: list[Target] = []
+    issue13: list[Target] = []
     info: dict[str, Any] = {}
     only = set(args.only or SECTIONS)
     base = Path(tempfile.mkdtemp(prefix="jsonl-sessions-bench-", dir=args.dir))
@@ -471,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             info["frameworks"] = bench_frameworks(args.quick, base, results, issue12)
         if "imports" in only:
             info["imports"] = bench_imports(args.quick, base, results, issue11)
+        if "search" in only:
+            info["search"] = bench_search(args.quick, base, results, issue13)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     machine["elapsed_s"] = round(time.perf_counter() - started, 1)
@@ -483,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes=dataclasses.asdict(sizes),
         peers={p.name: p.description for p in peers},
         results=results,
-        targets=issue9 + issue5 + issue10 + issue11 + issue12,
+        targets=issue9 + issue5 + issue10 + issue11 + issue12 + issue13,
         info=info,
     )
     print_report(report)
