@@ -300,9 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--from",
         dest="source",
-        choices=importers.FORMATS,
+        choices=(*importers.FORMATS, importers.AUTO),
         help="import another tool's session files instead: FILE and each PATH a file or a folder (searched"
-        " recursively); sessions already in the store are skipped (docs/IMPORT.md)",
+        " recursively; `auto`: each file's tool told by its first line); sessions already in the store are"
+        " skipped (docs/IMPORT.md)",
     )
 
     rm = command(
