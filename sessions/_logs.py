@@ -238,7 +238,7 @@ class SessionLogs:
         self, session_id: str, last: int | None, from_compaction: bool, copies: Sequence[Path], types: EventTypes
     ) -> Conversation:
         """The events (of a window, or all) typed as ``types``, read in one pass where the log allows it."""
-        if last is None and not from_compaction and not copies:
+        if last is None and not from_compaction and not copies and self._maybe_linear(session_id):
             path = self._layout.log_path(session_id)
             try:
                 linear = translate_log_errors(lambda: read_linear(path, types), session_id)
@@ -255,6 +255,17 @@ class SessionLogs:
             head.id if head else None,
             head.ts if head else None,
         )
+
+    def _maybe_linear(self, session_id: str) -> bool:
+        """False if a summary says the log is a tree (then the one-pass read would only give up half way).
+
+        A hint: a summary may be stale, and a wrong hint costs time, not the answer.
+        """
+        state = self.log(session_id).cached_state
+        if not state.size:
+            row = self._index.row(session_id)
+            state = row.log if row is not None else state
+        return state.linear or not state.size
 
     def fact_reader(self, session_id: str) -> Callable[[FactRef], msgspec.Raw | None]:
         """Reads a fact value the summary keeps by offset: one bounded read of its line."""
