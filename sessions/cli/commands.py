@@ -202,6 +202,13 @@ def _print_report(console: Console, report: VerifyReport) -> None:
         console.print(f"  forked: {len(report.heads)} branch tips; the active head is {report.heads[0]}")
     for finding in report.findings:
         console.print(f"  byte {finding.offset}: {finding.kind}: {finding.detail}", markup=False)
+    listed = " ".join(f.detail for f in report.findings if f.kind == "unknown_type")
+    for event_type, count in sorted(report.unknown_types.items()):
+        if repr(event_type) not in listed:  # a newer version wrote them: kept as they are, not damage
+            console.print(
+                f"  unknown_type: event type {event_type!r} is unknown to this version ({count} event(s), kept as is)",
+                markup=False,
+            )
 
 
 def _archive(args: argparse.Namespace, root: Path) -> int:
