@@ -238,10 +238,11 @@ class SessionLogs:
         self, session_id: str, last: int | None, from_compaction: bool, copies: Sequence[Path], types: EventTypes
     ) -> Conversation:
         """The events (of a window, or all) typed as ``types``, read in one pass where the log allows it."""
-        if last is None and not from_compaction and not copies and self._maybe_linear(session_id):
+        known = self._known_state(session_id)
+        if last is None and not from_compaction and not copies and (known.linear or not known.size):
             path = self._layout.log_path(session_id)
             try:
-                linear = translate_log_errors(lambda: read_linear(path, types), session_id)
+                linear = translate_log_errors(lambda: read_linear(path, types, known), session_id)
             except FileNotFoundError:
                 raise SessionNotFound(f"no session {session_id} in {self._layout.root}") from None
             if linear is not None:
@@ -256,16 +257,18 @@ class SessionLogs:
             head.ts if head else None,
         )
 
-    def _maybe_linear(self, session_id: str) -> bool:
-        """False if a summary says the log is a tree (then the one-pass read would only give up half way).
+    def _known_state(self, session_id: str) -> LogState:
+        """The newest summary of the log this process has, or the index's: a hint, which may be stale.
 
-        A hint: a summary may be stale, and a wrong hint costs time, not the answer.
+        Says whether the log is a tree (then a one-pass read would only give up half way), and lets a
+        one-pass read skip summarizing bytes it already covers.
         """
         state = self.log(session_id).cached_state
         if not state.size:
             row = self._index.row(session_id)
-            state = row.log if row is not None else state
-        return state.linear or not state.size
+            if row is not None:
+                return row.log
+        return state
 
     def fact_reader(self, session_id: str) -> Callable[[FactRef], msgspec.Raw | None]:
         """Reads a fact value the summary keeps by offset: one bounded read of its line."""

@@ -61,9 +61,11 @@ def _decoder(types: EventTypes) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(Union[tuple([*lines, *_FACT_LINES])])  # noqa: UP007 - built at run time
 
 
-def read_linear(path: Path, types: EventTypes) -> Resumed | None:
+def read_linear(path: Path, types: EventTypes, known: LogState | None = None) -> Resumed | None:
     """Type every event of the log at ``path`` and summarize it, in one pass, a chunk at a time.
 
+    :param known: a summary of the log, if the caller has one: when it still covers the file exactly,
+        it is returned as the summary and the pass only types events (the fold is ~45% of the work).
     :returns: None if the log is not clean and linear (a damaged line, a torn
         tail, a fork, a gap): the caller then reads it the general way.
     :raises UnsafeLogPath: if ``path`` is a symlink or not a regular file.
@@ -76,11 +78,16 @@ def read_linear(path: Path, types: EventTypes) -> Resumed | None:
     fd = open_regular(path)
     try:
         st = os.fstat(fd)
+        fold = not (
+            known is not None and known.linear and not known.torn_bytes and not known.damaged and known.current(fd, st)
+        )
         for offset, chunk in iter_chunks(fd, 0, st.st_size):
             try:
                 check_utf8(chunk)
                 lines: list[Any] = decoder.decode_lines(chunk)
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+                if not fold:  # the scratch summary only checks this chunk's chain: start it at our head
+                    state.head_id, state.size = (head.id if head is not None else None), offset
                 head = _general_chunk(offset, chunk, head, events, state, types)
                 if head is False:
                     return None
@@ -94,7 +101,9 @@ def read_linear(path: Path, types: EventTypes) -> Resumed | None:
                     return None
                 head = line
                 events.append(line.data)
-            if facts:
+            if not fold:
+                state.size = offset + len(chunk)
+            elif facts:
                 _fold_with_facts(state, offset, chunk, lines)
             else:
                 _fold_events(state, offset, chunk, lines)
@@ -102,6 +111,11 @@ def read_linear(path: Path, types: EventTypes) -> Resumed | None:
             return None  # a torn tail: let the tolerant reader report it
     finally:
         os.close(fd)
+    if not fold:
+        assert known is not None
+        if known.head_id != (head.id if head is not None else None) or known.events != len(events):
+            return None  # the summary does not describe these bytes after all: read the general way
+        state = known
     state.torn_bytes = 0
     record = Record(k=KIND_EVENT, id=head.id, ts=head.ts, parent=head.parent) if head is not None else None
     return Resumed(events, record, state)

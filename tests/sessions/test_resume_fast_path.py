@@ -256,3 +256,36 @@ def test_the_one_pass_reader_answers_as_the_general_one(kinds: list[str], chunk:
         assert (got.events, got.head_id, got.last_event_at) == _typed_load_events(fresh, manager.session_id)
         # What the one pass handed to the log answers as the general fold did.
         assert (fresh.get_session(manager.session_id), fresh.get_metadata(manager.session_id, "k")) == expected
+
+
+def test_a_known_summary_is_reused_only_while_it_covers_the_file(tmp_path: Path) -> None:
+    """read_linear skips summarizing when handed a summary of exactly these bytes, and only then."""
+    from sessions._resume import read_linear
+    from sessions.events import STANDARD_TYPES
+
+    store = LocalSessionService.open(tmp_path, durability="flush")
+    manager = SessionManager.create_new(store, "/p")
+    events = _conversation(40)
+    manager.persist_events(events)
+    path = store.log_path(manager.session_id)
+    store.load_conversation(manager.session_id)  # leaves the store holding a current summary
+    known = store._logs.log(manager.session_id).cached_state
+    assert known.size == path.stat().st_size
+
+    reused = read_linear(path, STANDARD_TYPES, known)
+    assert reused is not None and reused.state is known and reused.events == events
+
+    manager.persist_events([*events, UserMessage("more")])  # the file grew: the old summary no longer covers it
+    grown = read_linear(path, STANDARD_TYPES, known)
+    assert grown is not None and grown.state is not known
+    assert grown.events == [*events, UserMessage("more")] and grown.state.events == 41
+
+    # A summary of other bytes with the same stamp (what a racy copy could leave) is caught by its head.
+    fresh = read_linear(path, STANDARD_TYPES)
+    assert fresh is not None
+    stamped = msgspec.structs.replace(
+        fresh.state, ino=path.stat().st_ino, ctime_ns=path.stat().st_ctime_ns, seen_ns=path.stat().st_ctime_ns + 10**10
+    )
+    wrong = msgspec.structs.replace(stamped, head_id="not-the-head")
+    assert read_linear(path, STANDARD_TYPES, stamped) is not None
+    assert read_linear(path, STANDARD_TYPES, wrong) is None
