@@ -1,4 +1,4 @@
-"""LangGraph threads as sessions: which session holds a thread, appending to it, and writing it anew."""
+"""LangGraph threads as sessions: which session holds a thread, appending to it, and replacing its events."""
 
 from __future__ import annotations
 
@@ -12,16 +12,24 @@ import msgspec
 from eventlog import new_id, utcnow
 from sessions.errors import InvalidSessionId, SessionConflict, SessionExists, SessionNotFound
 from sessions.integrations._langgraph_events import THREAD_KEY, mapped_session_id
-from sessions.models import SessionBatch, StoredEvent
+from sessions.models import SessionBatch, StoredEvent, StoredSession
 from sessions.protocol import check_session_id
 from sessions.store import LocalSessionService
 
-__all__ = ["ThreadLogs", "candidate_session_ids"]
+__all__ = ["FRAMEWORK_LABEL", "ThreadLogs", "candidate_session_ids", "thread_labels"]
+
+FRAMEWORK_LABEL: Final = {"framework": "langgraph"}
+"""The label every thread session is created with: ``list_sessions(labels=FRAMEWORK_LABEL)`` finds them all."""
 
 _APPEND_ATTEMPTS: Final = 8
 """Appends retried after another process moved the thread's head (each retry reads the new head, nothing else)."""
 
 Select = Callable[[list[StoredEvent]], list[StoredEvent] | None]
+
+
+def thread_labels(thread_id: str) -> dict[str, str]:
+    """A thread session's labels: :data:`FRAMEWORK_LABEL` and the thread id, both read from the index alone."""
+    return {**FRAMEWORK_LABEL, THREAD_KEY: thread_id}
 
 
 def candidate_session_ids(thread_id: str) -> list[str]:
@@ -55,8 +63,7 @@ class ThreadLogs:
     def session_id(self, thread_id: str) -> str | None:
         """The id of the session holding a thread, or None if the thread has nothing stored.
 
-        The first candidate (:func:`candidate_session_ids`) whose session names the thread in
-        its metadata ``langgraph.thread_id``.
+        The first candidate (:func:`candidate_session_ids`) that is the thread's session (see :meth:`thread_of`).
         """
         found = self._sessions.get(thread_id)
         if found is None:
@@ -66,17 +73,35 @@ class ThreadLogs:
         return found
 
     def thread_ids(self) -> list[str]:
-        """The threads stored, most recently updated first."""
+        """The threads stored, most recently updated first.
+
+        Answered from the store's index (the labels), reading no log, but for sessions without labels.
+        """
         found = []
         for session in self.store.list_sessions(include_archived=True):
-            try:
-                thread_id = self.store.get_metadata(session.id, THREAD_KEY)
-            except SessionNotFound:
-                continue
-            if isinstance(thread_id, str):
+            thread_id = self.thread_of(session)
+            if thread_id is not None:
                 found.append(thread_id)
                 self._sessions.setdefault(thread_id, session.id)
         return found
+
+    def thread_of(self, session: StoredSession) -> str | None:
+        """The thread a session holds, or None if it is not a thread's.
+
+        A thread session carries :func:`thread_labels`. Sessions created before the saver
+        labelled them have no labels at all, only the metadata ``langgraph.thread_id``: for
+        them (and only them, so that a labelled store is listed from its index alone) the
+        metadata is read.
+        """
+        if session.labels:
+            if FRAMEWORK_LABEL.items() <= session.labels.items():
+                return session.labels.get(THREAD_KEY)
+            return None  # another framework's, or the application's own
+        try:
+            thread_id = self.store.get_metadata(session.id, THREAD_KEY)
+        except SessionNotFound:
+            return None
+        return thread_id if isinstance(thread_id, str) else None
 
     def events(self, thread_id: str) -> list[StoredEvent]:
         """Every event of the thread's session, oldest first (none if it has nothing stored)."""
@@ -89,10 +114,8 @@ class ThreadLogs:
             return []
 
     def _holds(self, session_id: str, thread_id: str) -> bool:
-        try:
-            return bool(self.store.get_metadata(session_id, THREAD_KEY) == thread_id)
-        except SessionNotFound:
-            return False
+        session = self.store.get_session(session_id)
+        return session is not None and self.thread_of(session) == thread_id
 
     def _lock(self, session_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -145,6 +168,7 @@ class ThreadLogs:
                 create=(None, None),
                 events=self._chain(session_id, events, ids, None),
                 metadata={THREAD_KEY: thread_id},
+                labels=thread_labels(thread_id),
             )
             try:
                 self.store.write_batch(session_id, batch)
@@ -189,30 +213,38 @@ class ThreadLogs:
             self._forget(thread_id)
 
     def rewrite(self, thread_id: str, select: Select) -> None:
-        """Replace the thread's log by the events ``select`` keeps (None: no change), the old log to the trash.
+        """Replace the thread's events by those ``select`` keeps (None: no change), in one step.
 
-        The kept events keep their ids and times. Between the two steps the thread reads as
-        empty; a write another process makes to it meanwhile may go to the trash with the old
-        log (where ``restore_session`` finds it).
+        The kept events keep their ids and times, each now the child of the kept event
+        before it. The events are read and replaced under the session's lock, so no append
+        falls between the two: another writer's append waits, then goes into the new log
+        (or, if the head it knew was dropped, gets ``SessionConflict`` and :meth:`append`
+        tries again after the new head). Readers see the old log or the new one, never an
+        empty thread; the old log is kept whole in ``trash/replaced/``, and the session's
+        metadata stays.
         """
         session_id = self.session_id(thread_id)
         if session_id is None:
             return
-        with self._lock(session_id):
+        # A first look without the lock: delete_for_runs goes through every thread, and most have
+        # nothing to drop; their writers should not wait while the log is read.
+        try:
+            if select(self.store.load_events(session_id)) is None:
+                return
+        except SessionNotFound:
+            self._forget(thread_id)
+            return
+        with self._lock(session_id), self.store.session_lock(session_id):
             try:
                 kept = select(self.store.load_events(session_id))
-            except SessionNotFound:
-                return
-            if kept is None:
-                return
-            self.store.delete_session(session_id)
-            self._heads.pop(session_id, None)
-            if not kept:
+                if kept is None:
+                    return
+                relinked = [
+                    msgspec.structs.replace(event, parent_id=kept[n - 1].id if n else None)
+                    for n, event in enumerate(kept)
+                ]
+                replaced = self.store.replace_events(session_id, relinked)
+            except SessionNotFound:  # deleted by another process since: nothing left to prune
                 self._forget(thread_id)
                 return
-            relinked = [
-                msgspec.structs.replace(event, parent_id=kept[n - 1].id if n else None) for n, event in enumerate(kept)
-            ]
-            batch = SessionBatch(create=(None, None), events=relinked, metadata={THREAD_KEY: thread_id})
-            self.store.write_batch(session_id, batch)
-            self._heads[session_id] = relinked[-1].id
+            self._heads[session_id] = replaced.head_id

@@ -237,7 +237,8 @@ class JsonlCheckpointSaver(BaseCheckpointSaver[str]):
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Drop the checkpoints whose metadata ``run_id`` is one of ``run_ids`` (and their writes), in every thread.
 
-        Each thread changed is written anew; its previous log goes to the store's trash.
+        Each thread changed has its events replaced in one step (``replace_events``): a put racing it lands
+        in the new log, readers never see the thread empty, and the old log is kept in ``trash/replaced/``.
         """
         runs = set(run_ids)
         if runs:
@@ -258,7 +259,7 @@ class JsonlCheckpointSaver(BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep each namespace's latest checkpoint and its writes (``"keep_latest"``), or delete (``"delete"``).
 
-        A thread pruned is written anew; its previous log goes to the store's trash.
+        A thread pruned has its events replaced in one step, as in :meth:`delete_for_runs`.
 
         :raises ValueError: for another strategy.
         """

@@ -28,6 +28,7 @@ from langgraph.types import Command, interrupt
 
 from sessions import LocalSessionService
 from sessions.integrations.langgraph import EVENT_TYPES, JsonlCheckpointSaver
+from sessions.rewrite import REPLACED
 
 HERE = Path(__file__)
 
@@ -208,15 +209,17 @@ def test_prune_keeps_the_latest_and_trashes_the_rest(tmp_path: Path) -> None:
         for word in ("one", "two", "three"):
             graph.invoke({"turns": [word]}, thread("p"))
         before = graph.get_state(thread("p")).values
+        old_log = saver.store.log_path("p").read_bytes()
         saver.prune(["p"])
         assert len(list(saver.list(thread("p")))) == 1
         assert graph.get_state(thread("p")).values == before
-        assert [t.id for t in saver.store.list_trash()] == ["p"]
+        assert (tmp_path / "trash" / REPLACED / "p.jsonl").read_bytes() == old_log  # the old log, whole
         graph.invoke({"turns": ["four"]}, thread("p"))  # the pruned thread carries on
         assert graph.get_state(thread("p")).values["turns"][-1] == "echo four (7)"
+        assert saver.store.verify("p").ok
         saver.delete_thread("p")
         assert graph.get_state(thread("p")).values == {}
-        assert len(saver.store.list_trash()) == 2
+        assert [t.id for t in saver.store.list_trash()] == ["p"]
 
 
 def test_async_graph_and_the_loop_keeps_running(tmp_path: Path) -> None:

@@ -1,11 +1,14 @@
-"""JsonlCheckpointSaver's own promises: tail reads, writes that arrive early, concurrent writers, JSON values."""
+"""JsonlCheckpointSaver's own promises: tail reads, writes that arrive early, concurrent writers, JSON values,
+labelled thread sessions (and unlabelled ones from before), prunes that race writers."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,23 +17,42 @@ import pytest
 
 pytest.importorskip("langgraph.checkpoint.base", reason="needs the langgraph extra (make test installs it)")
 
+import msgspec
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import Checkpoint, CheckpointMetadata, empty_checkpoint
 
-from sessions import LocalSessionService, StoredEvent
+from sessions import LocalSessionService, SessionConflict, StoredEvent
+from sessions.integrations._langgraph_events import mapped_session_id
 from sessions.integrations.langgraph import JsonlCheckpointSaver
+from sessions.rewrite import REPLACED
 
 
 class CountingStore(LocalSessionService):
-    """The real store, noting the windows read (``last``) so a test can see how far back a call went."""
+    """The real store, noting the windows read (``last``) so a test can see how far back a call went,
+    and the sessions whose metadata was read."""
 
     windows: list[int | None]
+    metadata_read: list[str]
 
     def load_events(
         self, session_id: str, *, last: int | None = None, from_compaction: bool = False
     ) -> list[StoredEvent]:
         self.windows.append(last)
         return super().load_events(session_id, last=last, from_compaction=from_compaction)
+
+    def get_metadata(self, session_id: str, key: str) -> Any:
+        self.metadata_read.append(session_id)
+        return super().get_metadata(session_id, key)
+
+    def metadata(self, session_id: str) -> dict[str, Any]:
+        self.metadata_read.append(session_id)
+        return super().metadata(session_id)
+
+
+def counting_store(root: Path) -> CountingStore:
+    store = CountingStore.open(root)
+    store.windows, store.metadata_read = [], []
+    return store
 
 
 def config(thread_id: str, checkpoint_id: str | None = None, ns: str = "") -> RunnableConfig:
@@ -64,8 +86,7 @@ def put_chain(saver: JsonlCheckpointSaver, thread_id: str, count: int) -> list[R
 
 
 def test_the_latest_checkpoint_is_read_from_the_end(tmp_path: Path) -> None:
-    store = CountingStore.open(tmp_path)
-    store.windows = []
+    store = counting_store(tmp_path)
     with JsonlCheckpointSaver(store) as saver:
         stored = put_chain(saver, "long", 300)
         store.windows.clear()
@@ -117,6 +138,7 @@ def test_writes_from_many_threads_at_once(tmp_path: Path) -> None:
 
 WRITER = """
 import sys
+from sessions.integrations._langgraph_events import mapped_session_id
 from sessions.integrations.langgraph import JsonlCheckpointSaver
 root, checkpoint_id, name = sys.argv[1:]
 config = {"configurable": {"thread_id": "shared", "checkpoint_ns": "", "checkpoint_id": checkpoint_id}}
@@ -188,9 +210,29 @@ def test_delete_for_runs_rewrites_only_the_threads_holding_them(tmp_path: Path) 
         first = saver.put(config("r"), checkpoint(), metadata(0, run_id=run), {})
         saver.put(first, checkpoint(), metadata(1, run_id="other"), {})
         saver.put(config("untouched"), checkpoint(), metadata(0, run_id="other"), {})
+        saver.put(config("only-the-run"), checkpoint(), metadata(0, run_id=run), {})
         saver.delete_for_runs([run])
         assert [t.metadata["step"] for t in saver.list(config("r"))] == [1]
-        assert [t.id for t in saver.store.list_trash()] == ["r"]
+        assert [t.metadata["step"] for t in saver.list(config("untouched"))] == [0]
+        # A thread left with no checkpoint stays, empty, rather than being deleted under a racing writer.
+        assert list(saver.list(config("only-the-run"))) == []
+        assert saver.store.load_events("only-the-run") == []
+        assert sorted(p.name for p in (tmp_path / "trash" / REPLACED).iterdir()) == ["only-the-run.jsonl", "r.jsonl"]
+        assert saver.store.list_trash() == []  # nothing deleted
+        saver.put(config("only-the-run"), checkpoint(), metadata(5), {})  # and it carries on
+        assert [t.metadata["step"] for t in saver.list(config("only-the-run"))] == [5]
+
+
+def test_prune_keeps_the_sessions_metadata_and_labels(tmp_path: Path) -> None:
+    with JsonlCheckpointSaver(tmp_path) as saver:
+        put_chain(saver, "kept", 3)
+        saver.store.set_metadata("kept", "owner", {"team": "support", "tier": 2})
+        saver.prune(["kept"])
+        assert [t.metadata["step"] for t in saver.list(config("kept"))] == [2]
+        assert saver.store.metadata("kept") == {"langgraph.thread_id": "kept", "owner": {"team": "support", "tier": 2}}
+        stored = saver.store.get_session("kept")
+        assert stored is not None
+        assert stored.labels == {"framework": "langgraph", "langgraph.thread_id": "kept"}
 
 
 def test_prune_refuses_an_unknown_strategy(tmp_path: Path) -> None:
@@ -205,3 +247,156 @@ def test_channel_versions_increase_and_differ_between_branches(tmp_path: Path) -
         assert first < second
         assert second.split(".")[0] == f"{2:032}"
         assert saver.get_next_version(first, None) != second  # a second branch from the same version
+
+
+def test_threads_are_listed_from_their_labels_without_reading_metadata(tmp_path: Path) -> None:
+    with JsonlCheckpointSaver(tmp_path) as saver:
+        put_chain(saver, "a", 2)
+        put_chain(saver, "b / odd id", 1)
+        # The application's own session, labelled: never taken for a thread, whatever its metadata says.
+        saver.store.create_session("app", "/p", None, labels={"app": "chat"}, metadata={"langgraph.thread_id": "a"})
+        assert len(saver.store.list_sessions(labels={"framework": "langgraph"})) == 2
+    store = counting_store(tmp_path)
+    with JsonlCheckpointSaver(store) as saver:  # a fresh saver: it knows no thread yet
+        assert saver.threads.thread_ids() == ["b / odd id", "a"]  # most recently updated first
+        assert sorted({t.config["configurable"]["thread_id"] for t in saver.list(None)}) == ["a", "b / odd id"]
+        assert saver.get_tuple(config("a")) is not None
+        run = str(uuid.uuid4())
+        saver.put(config("a"), checkpoint(), metadata(9, run_id=run), {})
+        saver.delete_for_runs([run])
+        assert [t.metadata["step"] for t in saver.list(config("a"))] == [1, 0]
+        assert store.metadata_read == []
+        assert store.load_events("app") == []
+
+
+def legacy_thread(store: LocalSessionService, scratch: Path, thread_id: str, session_id: str) -> None:
+    """A thread session as the saver wrote it before labels: the same events, the thread id in metadata only."""
+    with JsonlCheckpointSaver(scratch) as earlier:
+        put_chain(earlier, thread_id, 3)
+        events = [msgspec.structs.replace(e, session_id=session_id) for e in earlier.threads.events(thread_id)]
+    store.create_session(session_id, None, None, events=events, metadata={"langgraph.thread_id": thread_id})
+
+
+def test_unlabelled_thread_sessions_from_before_labels_are_still_found(tmp_path: Path) -> None:
+    store = counting_store(tmp_path / "store")
+    odd = "old / odd id"
+    odd_session = mapped_session_id(odd)
+    legacy_thread(store, tmp_path / "scratch-1", "old", "old")
+    legacy_thread(store, tmp_path / "scratch-2", odd, odd_session)
+    store.create_session("plain", "/p", None)  # the application's own, unlabelled: read, and passed by
+    with JsonlCheckpointSaver(store) as saver:
+        saver.put(config("new"), checkpoint(), metadata(0), {})
+        store.metadata_read.clear()
+        assert sorted(saver.threads.thread_ids()) == ["new", "old", odd]
+        # Only the sessions with no labels had their metadata read.
+        assert sorted(store.metadata_read) == sorted(["old", odd_session, "plain"])
+    with JsonlCheckpointSaver(store) as saver:
+        found = saver.get_tuple(config(odd))
+        assert found is not None and found.metadata["step"] == 2
+        assert sorted({t.config["configurable"]["thread_id"] for t in saver.list(None)}) == ["new", "old", odd]
+        run = str(uuid.uuid4())
+        latest = saver.put(config("old"), checkpoint(), metadata(3, run_id=run), {})
+        saver.put(latest, checkpoint(), metadata(4), {})
+        saver.delete_for_runs([run])
+        assert [t.metadata["step"] for t in saver.list(config("old"))] == [4, 2, 1, 0]
+        saver.prune(["old", odd])
+        assert sorted((t.config["configurable"]["thread_id"], t.metadata["step"]) for t in saver.list(None)) == [
+            ("new", 0),
+            ("old", 4),
+            (odd, 2),
+        ]
+        assert saver.store.get_metadata(odd_session, "langgraph.thread_id") == odd
+    assert store.load_events("plain") == []
+
+
+RACING_WRITER = """
+import sys
+from sessions import SessionConflict
+from sessions.integrations._langgraph_events import mapped_session_id
+from sessions.integrations.langgraph import JsonlCheckpointSaver
+from langgraph.checkpoint.base import empty_checkpoint
+root, count = sys.argv[1], int(sys.argv[2])
+# A put waits for the lock while a prune holds it (a longer wait than the default: the test prunes in a loop).
+with JsonlCheckpointSaver(root, durability="flush", lock_timeout=30) as saver:
+    print("ready", flush=True)
+    for n in range(count):
+        # Each checkpoint in a namespace of its own: the latest of its namespace, so no prune may drop it.
+        config = {"configurable": {"thread_id": "raced", "checkpoint_ns": f"w{n}"}}
+        while True:
+            try:
+                stored = saver.put(config, empty_checkpoint(), {"source": "loop", "step": n, "parents": {}}, {})
+            except SessionConflict:
+                print("conflict", flush=True)
+                continue
+            break
+        print("put", stored["configurable"]["checkpoint_ns"], stored["configurable"]["checkpoint_id"], flush=True)
+"""
+
+
+class ConflictCountingStore(LocalSessionService):
+    """The real store, counting the appends it refused because the head had moved."""
+
+    conflicts = 0
+
+    def append_events(self, session_id: str, events: Sequence[StoredEvent]) -> None:
+        try:
+            super().append_events(session_id, events)
+        except SessionConflict:
+            self.conflicts += 1
+            raise
+
+
+def test_a_writer_whose_head_a_prune_dropped_retries_after_the_new_head(tmp_path: Path) -> None:
+    other = ConflictCountingStore.open(tmp_path)  # the writer's own store, as another process has
+    with JsonlCheckpointSaver(tmp_path) as pruner, JsonlCheckpointSaver(other) as writer:
+        first = writer.put(config("t"), checkpoint(), metadata(0), {})
+        latest = pruner.put(first, checkpoint(), metadata(1), {})
+        writer.put_writes(first, [("n", 1)], task_id="late")  # the writer's head: writes of the first checkpoint
+        pruner.prune(["t"])  # drops the first checkpoint and its writes, the writer's head with them
+        conflicts = other.conflicts
+        writer.put(latest, checkpoint(), metadata(2), {})
+        assert other.conflicts == conflicts + 1  # refused once, then appended after the new head
+        assert [t.metadata["step"] for t in pruner.list(config("t"))] == [2, 1]
+        assert pruner.store.verify("t").ok
+
+
+class SlowReadStore(LocalSessionService):
+    """The real store, taking its time over each whole log it reads, as over a long log: a prune's read."""
+
+    def load_events(
+        self, session_id: str, *, last: int | None = None, from_compaction: bool = False
+    ) -> list[StoredEvent]:
+        events = super().load_events(session_id, last=last, from_compaction=from_compaction)
+        if last is None:
+            time.sleep(0.01)
+        return events
+
+
+def test_a_checkpoint_put_while_a_prune_runs_is_never_lost(tmp_path: Path) -> None:
+    # Another process puts checkpoints into the thread while this one keeps pruning it. Each put that
+    # returned must be in the final log: appended to the new log, or retried after SessionConflict.
+    # (Writing the thread anew, as the saver used to, lost the puts that fell between its read and
+    # its delete, or collided with the thread's re-creation.)
+    with JsonlCheckpointSaver(SlowReadStore.open(tmp_path, durability="flush")) as saver:
+        parent = saver.put(config("raced"), checkpoint(), metadata(0), {})
+        command = [sys.executable, "-c", RACING_WRITER, str(tmp_path), "60"]
+        prunes = 0
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as writer:
+            assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+            while writer.poll() is None:
+                parent = saver.put(parent, checkpoint(), metadata(prunes + 1), {})  # something for the prune to drop
+                saver.prune(["raced"])
+                prunes += 1
+                time.sleep(0.005)  # polled locks are not fair: leave the writer a turn
+            out, _ = writer.communicate()
+        assert writer.returncode == 0
+        acknowledged = {tuple(line.split()[1:]) for line in out.splitlines() if line.startswith("put ")}
+        assert len(acknowledged) == 60
+        stored = {
+            (t.config["configurable"]["checkpoint_ns"], t.config["configurable"]["checkpoint_id"])
+            for t in saver.list({"configurable": {"thread_id": "raced"}})  # every namespace
+        }
+        assert acknowledged <= stored, f"lost: {sorted(acknowledged - stored)}"
+        assert [t.metadata["step"] for t in saver.list(config("raced", ns=""))] == [prunes]  # the root's latest only
+        assert saver.store.verify("raced").ok
+        assert prunes >= 3 and len(list((tmp_path / "trash" / REPLACED).iterdir())) == prunes
