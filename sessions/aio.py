@@ -36,24 +36,20 @@ WORKERS = 16
 """Worker threads per store: enough for many agents' fsyncs at once (an fsync holds no GIL)."""
 
 
-async def _finish(future: asyncio.Future[_T]) -> _T:
-    """Await a worker's result; if cancelled meanwhile, let the worker finish first, then raise CancelledError."""
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(future)
-            break
-        except asyncio.CancelledError:
-            if future.done():
-                raise
-            cancelled = True  # the worker still runs: wait for it, so the call completed or wrote nothing
-        except Exception:
-            if cancelled:
-                raise asyncio.CancelledError from None
-            raise
-    if cancelled:
-        raise asyncio.CancelledError
-    return result
+async def _run(executor: ThreadPoolExecutor, call: Callable[[], _T]) -> _T:
+    """Run ``call`` in a worker; if cancelled meanwhile, let a started call finish, then raise CancelledError."""
+    work = executor.submit(call)
+    try:
+        return await asyncio.wrap_future(work)
+    except asyncio.CancelledError:
+        if work.cancel():
+            raise  # it had not started: nothing was done
+        # It runs on (a write cannot be stopped between its bytes and its sync): wait for it, so the
+        # call completed or wrote nothing and the caller's state (a manager's head) is settled.
+        while not work.done():
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # its error, if any, wrote nothing
+                await asyncio.shield(asyncio.wrap_future(work))
+        raise
 
 
 class AsyncLocalSessionService:
@@ -94,9 +90,7 @@ class AsyncLocalSessionService:
 
     async def run(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """Run a synchronous call in a worker thread, with this module's cancellation rule."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, functools.partial(call, *args, **kwargs))
-        return await _finish(future)
+        return await _run(self._executor, functools.partial(call, *args, **kwargs))
 
     async def close(self) -> None:
         """Save the index and release descriptors and worker threads."""
