@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import EllipsisType
 from typing import Final
 
 from eventlog import _fs
@@ -176,13 +177,15 @@ class LogFile:
             raise
         return fd
 
-    def append(self, records: Sequence[Record]) -> LogState:
+    def append(self, records: Sequence[Record], *, expect_head: str | EllipsisType | None = ...) -> LogState:
         """Append records as one batch: one lock, one write, one sync.
 
         Events in the batch must continue the log's head (the first one's parent
         is the head, each later one's parent is the one before it).
 
-        :raises StaleHead: if the batch does not continue the current head.
+        :param expect_head: if given, the head the log must have (for a batch without events, such as a
+            rewind's head record, that only makes sense from a known head).
+        :raises StaleHead: if the batch does not continue the current head, or the head is not ``expect_head``.
         :raises LogBusy: if the lock was not free in time.
         :raises LogWriteError: if the write or sync failed (the log is rolled back).
         :raises FileNotFoundError: if there is no log.
@@ -193,6 +196,8 @@ class LogFile:
             state = fold_file(fd, os.fstat(fd), self._state)
             if state.torn_bytes:
                 state = self._repair_torn_tail(fd, state)
+            if expect_head is not ... and expect_head != state.head_id:
+                raise StaleHead(self.path, expect_head, state.head_id)
             _check_continues(self.path, records, state.head_id)
             start = state.size
             self._write(fd, data, start)

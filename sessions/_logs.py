@@ -18,6 +18,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import EllipsisType
 from typing import Final
 
 import msgspec
@@ -163,8 +164,8 @@ class SessionLogs:
         self._index.flush()
         return session
 
-    def append(self, session_id: str, records: list[Record]) -> None:
-        """Append ``records`` as one batch (see :meth:`eventlog.LogFile.append`).
+    def append(self, session_id: str, records: list[Record], *, expect_head: str | EllipsisType | None = ...) -> None:
+        """Append ``records`` as one batch (see :meth:`eventlog.LogFile.append`, and its ``expect_head``).
 
         :raises SessionNotFound: if there is no log.
         """
@@ -175,7 +176,7 @@ class SessionLogs:
                 log.adopt(row.log)  # extended, never trusted blindly: the append checks it against the file
                 self._saved.setdefault(session_id, row.log.size)
         try:
-            state = translate_log_errors(lambda: log.append(records), session_id)
+            state = translate_log_errors(lambda: log.append(records, expect_head=expect_head), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {self._layout.root}; create it first") from None
         with self._mutex:

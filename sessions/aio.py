@@ -18,6 +18,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, Self, TypeVar
 
 import msgspec
@@ -206,8 +207,10 @@ class AsyncLocalSessionService:
     async def fork_session(self, session_id: str, at_event_id: str | None = None) -> StoredSession:
         return await self.run(self.sync.fork_session, session_id, at_event_id)
 
-    async def rewind(self, session_id: str, to_event_id: str | None) -> None:
-        await self.run(self.sync.rewind, session_id, to_event_id)
+    async def rewind(
+        self, session_id: str, to_event_id: str | None, *, expected_head: str | EllipsisType | None = ...
+    ) -> None:
+        await self.run(self.sync.rewind, session_id, to_event_id, expected_head=expected_head)
 
     async def replace_events(
         self, session_id: str, events: Sequence[StoredEvent], *, head_id: str | None = None
@@ -345,8 +348,10 @@ class AsyncSessionManager:
                 self._holder = None
             await self.service.run(block.__exit__, None, None, None)
 
-    async def rewind(self, to_event_id: str | None) -> list[EventBase]:
-        return await self._call(self.sync.rewind, to_event_id)
+    async def rewind(
+        self, to_event_id: str | None, *, expected_head: str | EllipsisType | None = ...
+    ) -> list[EventBase]:
+        return await self._call(self.sync.rewind, to_event_id, expected_head=expected_head)
 
     async def pop(self) -> list[EventBase]:
         return await self._call(self.sync.pop)

@@ -20,6 +20,7 @@ from eventlog import _fs, ensure_private_dir, move_to_trash, sync_dir
 from sessions._layout import LOG_SUFFIX
 from sessions.errors import SessionExists, SessionNotFound
 from sessions.models import TrashedSession
+from sessions.rewrite import REPLACED
 from sessions.protocol import SESSION_NAME, check_session_id
 
 if TYPE_CHECKING:
@@ -100,13 +101,14 @@ def restore_session(service: LocalSessionService, session_id: str) -> None:
 
 def purge_trash(service: LocalSessionService, older_than_secs: float) -> list[Path]:
     """Remove for good what has been in the trash longer than ``older_than_secs``: deleted sessions,
-    torn tails and merged conflict copies. The only thing that ever removes a log.
+    logs whose events were replaced, torn tails and merged conflict copies. The only thing that ever
+    removes a log.
 
     :returns: the files removed.
     """
     cutoff = dt.datetime.now(dt.UTC).timestamp() - older_than_secs
     removed = []
-    for folder in (service.trash_dir, service.trash_dir / DELETED):
+    for folder in (service.trash_dir, service.trash_dir / DELETED, service.trash_dir / REPLACED):
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
+from types import EllipsisType
 from typing import Any, NamedTuple, Self
 
 import msgspec
@@ -340,12 +341,14 @@ class SessionManager:
         for key, value in batch.metadata.items():
             service.set_metadata(session_id, key, value)
 
-    def rewind(self, to_event_id: str | None) -> list[EventBase]:
+    def rewind(self, to_event_id: str | None, *, expected_head: str | EllipsisType | None = ...) -> list[EventBase]:
         """Make ``to_event_id`` the head (None: the start); the conversation as it now stands.
 
         The events after it stay in the log (see :meth:`LocalSessionService.rewind`);
         the next :meth:`persist_events` takes the returned list plus new events.
 
+        :param expected_head: rewind only if the stored head is still this event, else raise
+            ``SessionConflict`` (:meth:`pop` passes the head this manager last wrote or read).
         :raises SessionNotFound: if the event is not in this session.
         """
         if self._batch is not None:
@@ -354,7 +357,7 @@ class SessionManager:
             if to_event_id is not None:
                 raise SessionNotFound(f"no event {to_event_id} in session {self._session_id}")
             return []
-        self._service.rewind(self._session_id, to_event_id)
+        self._service.rewind(self._session_id, to_event_id, expected_head=expected_head)
         events, head_id, _ = load_conversation(self._service, self._session_id)
         self._persisted_count = len(events)
         self._last_persisted = events[-1] if events else None
@@ -368,7 +371,7 @@ class SessionManager:
         if not self._created or self._head_id is None:
             return []
         branch = self._service.load_events(self._session_id, last=2)
-        return self.rewind(branch[0].id if len(branch) == 2 else None)
+        return self.rewind(branch[0].id if len(branch) == 2 else None, expected_head=self._head_id)
 
     def persist_server_session_id(self, server_session_id: str) -> None:
         """Record the remote session id, if it changed."""

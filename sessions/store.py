@@ -12,6 +12,7 @@ import datetime as dt
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, Self
 
 import msgspec
@@ -375,12 +376,12 @@ class LocalSessionService:
         elif records:
             self._append(session_id, records)
 
-    def _append(self, session_id: str, records: list[Record]) -> None:
+    def _append(self, session_id: str, records: list[Record], *, expect_head: str | EllipsisType | None = ...) -> None:
         check_session_id(session_id)
         # Fold in a sync tool's conflict copies first, so the batch continues the head readers saw.
         if self.copies_of(session_id):
             conflicts.merge_session_copies(self, session_id)
-        self._logs.append(session_id, records)
+        self._logs.append(session_id, records, expect_head=expect_head)
 
     def _append_fact(self, session_id: str, name: str, value: object, key: str | None = None) -> None:
         self._append(session_id, [fact_record(name, value, utcnow(), key=key)])
@@ -512,9 +513,14 @@ class LocalSessionService:
         :raises ValueError: if an event is malformed, or the tree or ``head_id`` is not valid; nothing changed.
         """
         records = [self._checked_record(session_id, event) for event in events]
+        # A sync tool's conflict copies are merged in first: else the next append would bring back what was dropped.
+        if self.copies_of(session_id):
+            conflicts.merge_session_copies(self, session_id)
         return rewrite.replace_events(self, session_id, records, head_id)
 
-    def rewind(self, session_id: str, to_event_id: str | None) -> None:
+    def rewind(
+        self, session_id: str, to_event_id: str | None, *, expected_head: str | EllipsisType | None = ...
+    ) -> None:
         """Make ``to_event_id`` the head (None: the empty conversation), with a head record in the log.
 
         The next append continues from it, ``load_events`` returns the branch
@@ -522,11 +528,21 @@ class LocalSessionService:
         ``load_tree``. Every machine picks the same head after a sync merge
         (the rule is in :mod:`eventlog.chain`).
 
+        :param expected_head: if given, rewind only if the head is still this event (None: the empty
+            conversation); else raise :class:`SessionConflict`, writing nothing. For "undo the last turn"
+            while other processes may append (an adapter's ``pop_item``).
         :raises SessionNotFound: if the session, or the event in it, does not exist.
         """
-        if to_event_id is not None and to_event_id not in self.load_tree(session_id).parent_of:
+        if to_event_id is not None and not self._has_event(session_id, to_event_id):
             raise SessionNotFound(f"no event {to_event_id} in session {session_id}")
-        self._append(session_id, [Record(k=KIND_HEAD, id=new_id(), ts=utcnow(), parent=to_event_id)])
+        record = Record(k=KIND_HEAD, id=new_id(), ts=utcnow(), parent=to_event_id)
+        self._append(session_id, [record], expect_head=expected_head)
+
+    def _has_event(self, session_id: str, event_id: str) -> bool:
+        # Undoing the last turns names a recent event of the active branch: look there before reading the tree.
+        if any(e.id == event_id for e in self.load_events(session_id, last=8)):
+            return True
+        return event_id in self.load_tree(session_id).parent_of
 
     def delete_session(self, session_id: str) -> None:
         """Move the session's log (and its conflict copies) to ``trash/deleted/``; see :mod:`sessions.deletion`."""

@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import EllipsisType
 from typing import Any, Final
 
 from benchmarks.peers.base import Persist, SessionSpec, manager_persister, manager_resumer, write_history
@@ -198,7 +199,9 @@ class SQLiteSessionService:
     def fork_session(self, session_id: str, at_event_id: str | None = None) -> StoredSession:
         raise NotImplementedError("the reference design has no forks")
 
-    def rewind(self, session_id: str, to_event_id: str | None) -> None:
+    def rewind(
+        self, session_id: str, to_event_id: str | None, *, expected_head: str | EllipsisType | None = ...
+    ) -> None:
         raise NotImplementedError("the reference design cannot rewind")
 
     def delete_session(self, session_id: str) -> None:

@@ -133,3 +133,41 @@ def test_a_writer_from_before_the_replacement_appends_or_conflicts_never_loses(t
     with pytest.raises(SessionConflict):
         resumed.manager.persist_events([*resumed.events, UserMessage("late again")])
     assert _texts(store.load_events(sid)) == ["2"]
+
+
+def test_conflict_copies_are_merged_before_a_replacement(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    sid = _session(store, 3)
+    log = store.log_path(sid)
+    copy = log.with_name(f"{sid}.sync-conflict-20260101-000000-ABCDEFG.jsonl")
+    copy.write_bytes(log.read_bytes())
+    store.replace_events(sid, _relinked(store.load_events(sid)[2:]))
+    assert not copy.exists() and store.copies_of(sid) == []
+    manager = SessionManager.resume(store, store.get_session(sid))  # type: ignore[arg-type]
+    manager.manager.persist_events([*manager.events, UserMessage("next")])
+    assert _texts(store.load_events(sid)) == ["2", "next"]  # nothing dropped came back
+
+
+def test_replaced_logs_are_purged_with_the_rest_of_the_trash(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    sid = _session(store, 3)
+    store.replace_events(sid, _relinked(store.load_events(sid)[1:]))
+    assert store.purge_trash(3600) == 0
+    assert store.purge_trash(-1) == 1
+    assert not any((tmp_path / "trash" / REPLACED).iterdir())
+
+
+def test_pop_undoes_only_this_writers_turn(tmp_path: Path) -> None:
+    """A manager pops its own last event; if another writer appended since, pop refuses (nothing rewound)."""
+    store = _store(tmp_path)
+    sid = _session(store, 3)
+    mine = SessionManager.resume(store, store.get_session(sid))  # type: ignore[arg-type]
+    other = SessionManager.resume(_store(tmp_path), store.get_session(sid))  # type: ignore[arg-type]
+    other.manager.persist_events([*other.events, UserMessage("theirs")])
+    with pytest.raises(SessionConflict):
+        mine.manager.pop()
+    assert _texts(store.load_events(sid))[-1] == "theirs"
+    with pytest.raises(SessionConflict):
+        store.rewind(sid, store.load_events(sid)[0].id, expected_head="somebody-else")
+    assert other.manager.pop() == [UserMessage("0"), UserMessage("1"), UserMessage("2")]
+    assert _texts(store.load_events(sid)) == ["0", "1", "2"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import EllipsisType
 
 import msgspec
 
@@ -174,11 +175,15 @@ class InMemorySessionService:
         self.sessions[fork.id] = fork
         return self._stored(fork)
 
-    def rewind(self, session_id: str, to_event_id: str | None) -> None:
+    def rewind(
+        self, session_id: str, to_event_id: str | None, *, expected_head: str | EllipsisType | None = ...
+    ) -> None:
         session = self._get(session_id)
         ids = [e.id for e in session.events]
         if to_event_id is not None and to_event_id not in ids:
             raise SessionNotFound(f"no event {to_event_id} in session {session_id}")
+        if expected_head is not ... and expected_head != (ids[-1] if ids else None):
+            raise SessionConflict(f"session {session_id}: the head moved")
         del session.events[ids.index(to_event_id) + 1 if to_event_id is not None else 0 :]
 
     def delete_session(self, session_id: str) -> None:
