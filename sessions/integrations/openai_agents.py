@@ -293,7 +293,11 @@ class JsonlSession:
                     self._head, self._head_known = None, True
                     return None
                 last = tail[0]
-                self._sync.rewind(log_id, last.parent_id)
+                try:
+                    # Only if the item is still the last: another process's add in between is not popped.
+                    self._sync.rewind(log_id, last.parent_id, expected_head=last.id)
+                except SessionConflict:
+                    continue  # it added since: pop what is last now
                 self._head, self._head_known = last.parent_id, True
                 item = _item_of(self._sync.deserialize_event(last.event_type, last.event_data))
                 if item is not None:
