@@ -13,13 +13,14 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import EllipsisType
 from typing import Final, Generic, NamedTuple, TypeVar
 
 import msgspec
 
 from eventlog import _fs
 from eventlog.errors import UnsafeLogPath
-from eventlog.record import KIND_EVENT, KIND_HEADER, KNOWN_KINDS, Record, decode_lines, decode_record
+from eventlog.record import KIND_EVENT, KIND_HEAD, KIND_HEADER, KNOWN_KINDS, Record, decode_lines, decode_record
 
 __all__ = [
     "CHUNK_BYTES",
@@ -232,22 +233,36 @@ TAIL_BLOCK: Final = 1 << 16
 
 
 def read_tail_events(
-    path: Path | str, *, last: int | None = None, stop: Callable[[Record], bool] | None = None
+    path: Path | str,
+    *,
+    last: int | None = None,
+    stop: Callable[[Record], bool] | None = None,
+    head: str | EllipsisType | None = ...,
 ) -> list[Record] | None:
-    """The events at the end of a log, oldest first, read backward from its end.
+    """The events at the end of the active branch, oldest first, read backward from the log's end.
 
     Reads until it has the ``last`` newest events (all of them if None), or the
     newest event ``stop`` accepts (included), or the start of the file, so the
     cost is that of what is returned (with the facts between). Bytes after the
     last newline (a torn tail) are left out.
 
-    :returns: None if what was read is not one clean chain of events (a damaged
-        line, a fork, a gap, or a record of a kind this reader does not know):
-        the caller then reads the log the general way.
+    :param head: the active head, if the caller knows it (a summary of the whole
+        log does; see :mod:`eventlog.chain`). Then the branch is followed back
+        from it by parent links, passing over events off the branch (those a
+        rewind abandoned), so a rewound log is read backward too. Without it the
+        events read must be one straight chain from the end of the file.
+    :returns: None if what was read cannot be answered this way (a damaged
+        line, a fork, a gap, a repeated id, a rewind without ``head``, or a
+        record of a kind this reader does not know): the caller then reads the
+        log the general way.
     :raises UnsafeLogPath: if ``path`` is a symlink or not a regular file.
     :raises FileNotFoundError: if there is no log.
     """
+    if head is None:
+        return []  # the empty conversation (rewound to the start)
     newest_first: list[Record] = []
+    wanted: str | None | EllipsisType = head  # with a head: the id of the next (older) event of the branch
+    seen: set[str] = set()
     fd = open_regular(path)
     try:
         pos = os.fstat(fd).st_size
@@ -275,20 +290,34 @@ def read_tail_events(
                     record = decode_record(line)
                 except (msgspec.DecodeError, RecursionError):
                     return None
+                if record.k == KIND_HEAD:
+                    if head is ...:
+                        return None  # a rewind: which branch is active needs the caller's summary
+                    continue
                 if record.k != KIND_EVENT:
                     if record.k not in KNOWN_KINDS:
                         return None
                     continue
-                if newest_first and newest_first[-1].parent != record.id:
-                    return None
+                if record.id in seen:
+                    return None  # a repeated id (a merge's duplicate): which line counts needs the whole log
+                seen.add(record.id)
+                if head is ...:
+                    if newest_first and newest_first[-1].parent != record.id:
+                        return None
+                elif record.id != wanted:
+                    continue  # off the branch: abandoned by a rewind
                 newest_first.append(record)
+                wanted = record.parent
                 if (last is not None and len(newest_first) >= last) or (stop is not None and stop(record)):
                     newest_first.reverse()
                     return newest_first
+                if wanted is None and head is not ...:
+                    newest_first.reverse()
+                    return newest_first  # the root of the branch
     finally:
         os.close(fd)
-    if newest_first and newest_first[-1].parent is not None:
-        return None  # the oldest event names a parent that is not in the log: a gap
+    if (newest_first and newest_first[-1].parent is not None) or (head is not ... and not newest_first):
+        return None  # the branch names an event that is not in the log (before it): a gap
     newest_first.reverse()
     return newest_first
 

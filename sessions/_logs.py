@@ -207,11 +207,14 @@ class SessionLogs:
             return []
         if last is not None or from_compaction:
             _, state = self.summary(session_id, copies=copies)
-            if state.linear and not state.damaged and not copies:
+            if not state.damaged and not copies:
                 stop = _is_compaction if from_compaction else None
                 path = self._layout.log_path(session_id)
+                # A straight log is read back as one chain; a rewound one by parent links from its head,
+                # which only its summary (of the whole log) can name.
+                head = ... if state.linear else state.head_id
                 tail: list[Record] | None = translate_log_errors(
-                    lambda: read_tail_events(path, last=last, stop=stop), session_id
+                    lambda: read_tail_events(path, last=last, stop=stop, head=head), session_id
                 )
                 if tail is not None:
                     return tail

@@ -25,7 +25,8 @@ from eventlog import KIND_EVENT, Record, encode_records, new_id
 from sessions import Compaction, LocalSessionService, SessionManager, StoredEvent, Text, UserMessage
 
 _steps = st.lists(
-    st.sampled_from(["user", "text", "compaction", "meta", "fork", "damage", "blank", "long"]), max_size=30
+    st.sampled_from(["user", "text", "compaction", "meta", "fork", "damage", "blank", "long", "pop", "rewind"]),
+    max_size=30,
 )
 
 
@@ -83,6 +84,11 @@ def test_a_window_read_from_the_end_equals_the_window_of_a_full_read(
                 manager.persist_events(conversation)  # type: ignore[arg-type]
             elif step == "meta":
                 manager.set_metadata("k", f"v{n}")
+            elif step == "pop":
+                conversation = list(manager.pop())
+            elif step == "rewind":  # back three events, or to the start
+                branch = service.load_events(manager.session_id)
+                conversation = list(manager.rewind(branch[-4].id if len(branch) >= 4 else None))
             else:
                 with path.open("ab") as log:
                     if step == "fork":  # another machine's branch, as a sync merge leaves it
@@ -110,7 +116,8 @@ def test_a_window_read_from_the_end_equals_the_window_of_a_full_read(
             full, last, from_compaction
         )
         if last != 0 and (last is not None or from_compaction) and not {"fork", "damage"} & set(steps):
-            # A straight log is read from its end, never the whole way (a fallback would hide a wrong tail).
+            # A straight or rewound log is read from its end, never the whole way (a fallback would hide a
+            # wrong tail).
             assert tail_reads and tail_reads[-1] is not None
 
 
@@ -158,3 +165,32 @@ def test_resume_from_a_compaction_then_persist_the_window_and_more(tmp_path: Pat
     assert last_two.events == [after[1], UserMessage("newer")]
     with pytest.raises(Exception, match="does not extend"):
         last_two.manager.persist_events([UserMessage("not the window")])
+
+
+def test_after_a_pop_the_last_twenty_are_still_read_from_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = LocalSessionService.open(tmp_path, durability="flush")
+    manager = SessionManager.create_new(service, "/p", None)
+    conversation: list[object] = [UserMessage(f"message {n} " + "x" * 100) for n in range(20_000)]
+    manager.persist_events(conversation)  # type: ignore[arg-type]
+    conversation = list(manager.pop())
+    conversation += [Text("after the pop")]
+    manager.persist_events(conversation)  # type: ignore[arg-type]
+    service.close()
+    size = os.path.getsize(service.log_path(manager.session_id))
+    fresh = LocalSessionService.open(tmp_path)
+    fresh.get_session(manager.session_id)  # the summary (from the index) names the head
+    read = [0]
+    real = fs.pread
+
+    def counting(fd: int, n: int, offset: int) -> bytes:
+        data = real(fd, n, offset)
+        if "/sessions/" in os.readlink(f"/proc/self/fd/{fd}"):
+            read[0] += len(data)
+        return data
+
+    monkeypatch.setattr(fs, "pread", counting)
+    window = fresh.load_events(manager.session_id, last=20)
+    assert [e.event_data for e in window] == [msgspec.json.encode(e).decode() for e in conversation[-20:]]
+    assert read[0] < 2 * eventlog.reader.TAIL_BLOCK + 64 * 1024 < size // 10
