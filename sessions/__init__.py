@@ -30,6 +30,7 @@ from sessions.events import (
     deserialize_event,
     serialize_event,
 )
+from sessions.hold import SessionHold, hold_session
 from sessions.manager import Resumed, SessionManager
 from sessions.models import SessionBatch, StoredEvent, StoredSession, TrashedSession, VerifyReport
 from sessions.protocol import SessionService
@@ -52,6 +53,7 @@ __all__ = [
     "SessionConflict",
     "SessionExists",
     "SessionHistoryMismatch",
+    "SessionHold",
     "SessionManager",
     "SessionNotFound",
     "SessionReadError",
@@ -72,5 +74,6 @@ __all__ = [
     "UserMessage",
     "VerifyReport",
     "deserialize_event",
+    "hold_session",
     "serialize_event",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -109,6 +110,12 @@ def translate_log_errors(call: Callable[[], _T], session_id: str) -> _T:
     except (FileNotFoundError, FileExistsError):
         raise  # callers say which session is missing, or that it exists
     except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise SessionWriteError(
+                exc.errno,
+                f"session {session_id}: the store is on a read-only file system ({exc.filename or 'its log'}); "
+                "nothing was changed: a backup or snapshot can be read, not written",
+            ) from exc
         raise SessionReadError(
             exc.errno,
             f"session {session_id}: {exc.strerror or exc} reading {exc.filename or 'its log'}; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from types import EllipsisType
 from typing import Any, NamedTuple, Self
 
@@ -13,6 +14,7 @@ import msgspec
 from eventlog import new_id, utcnow
 from sessions.errors import SessionExists, SessionHistoryMismatch, SessionNotFound, SessionWriteError
 from sessions.events import EventBase, deserialize_event, serialize_event
+from sessions.hold import SessionHold
 from sessions.models import SessionBatch, StoredEvent, StoredSession
 from sessions.protocol import SessionService, check_session_id, load_conversation
 
@@ -404,6 +406,21 @@ class SessionManager:
         self._unconfirmed = []
         self._create_failed = False
         self._attached = False
+
+    def hold(self) -> SessionHold:
+        """Hold this session for this process while the conversation runs (use as a context manager).
+
+        Another process's ``find_resumable`` then passes it by, so a second chat or agent in the same folder
+        starts its own session instead of writing into this one. The hold dies with the process, however it
+        ends (see :mod:`sessions.hold`).
+
+        :raises SessionBusy: if another process holds it.
+        :raises TypeError: if the store keeps no lock files (only the file store can hold a session).
+        """
+        locks_dir = getattr(self._service, "locks_dir", None)
+        if not isinstance(locks_dir, Path):
+            raise TypeError(f"{type(self._service).__name__} cannot hold a session; LocalSessionService can")
+        return SessionHold(locks_dir, self._session_id).acquire()
 
     def deserialize_event(self, event_type: str, event_data: str | bytes | msgspec.Raw) -> EventBase:
         """Type one stored event as this manager's store does (with its ``event_types``, if it has any)."""

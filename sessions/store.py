@@ -8,6 +8,7 @@ saves reading them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import datetime as dt
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -119,10 +120,12 @@ class LocalSessionService:
                 ensure_private_dir(directory, durable=durability == "fsync")
             except (NotADirectoryError, FileExistsError) as exc:
                 raise UnsafeStorePath(f"{directory} exists but is not a directory; pick another store path") from exc
-            except PermissionError:
-                if not directory.is_dir():
+            except OSError as exc:
+                # A read-only store (a backup, a mounted snapshot) can still be read, even one whose
+                # disposable folders (locks/) were never made: its writes fail later, with a clear error.
+                read_only = isinstance(exc, PermissionError) or exc.errno == errno.EROFS
+                if not read_only or not (directory.is_dir() or (directory != path and path.is_dir())):
                     raise
-                # A read-only store (a backup, a snapshot) can still be read.
         return cls(path, lock_timeout=lock_timeout, durability=durability, event_types=types)
 
     def close(self) -> None:
@@ -224,9 +227,10 @@ class LocalSessionService:
 
         A session matches if its directory equals ``directory`` or its git root
         equals ``git_root`` (None matches nothing), it is not archived, and it
-        was updated strictly after ``now - max_age_secs``. Ties on ``updated_at``
-        go to the larger session id (UUIDv7: the later created). Reads the
-        index, and a log only where the index is behind it.
+        was updated strictly after ``now - max_age_secs`` (``math.inf``: any age), and
+        no other process holds it (``SessionManager.hold``: it is that process's live
+        conversation). Ties on ``updated_at`` go to the larger session id (UUIDv7: the
+        later created). Reads the index, and a log only where the index is behind it.
         """
         return self._catalog.find_resumable(directory, git_root, max_age_secs)
 

@@ -150,7 +150,7 @@ def test_a_read_only_store_is_read_and_refuses_writes_with_exit_3(sessions_cli: 
             assert result.stderr == "", (args, result.stderr)
         refused = sessions_cli("archive", session_id, env=env)
         assert refused.returncode == 3, refused.stderr
-        assert "Read-only file system" in refused.stderr and "Traceback" not in refused.stderr
+        assert "read-only file system" in refused.stderr and "Traceback" not in refused.stderr
         assert refused.stderr.count("\n") == 1
     assert not (sessions_cli.store / "index.jsonl").exists()  # nothing was written: no index, no lock
     assert not (sessions_cli.store / "locks").exists()
