@@ -8,8 +8,8 @@ saves reading them.
 from __future__ import annotations
 
 import contextlib
-import errno
 import datetime as dt
+import errno
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
