@@ -261,7 +261,7 @@ def read_tail_events(
     if head is None:
         return []  # the empty conversation (rewound to the start)
     newest_first: list[Record] = []
-    wanted: str | None | EllipsisType = head  # with a head: the id of the next (older) event of the branch
+    wanted: str | EllipsisType | None = head  # with a head: the id of the next (older) event of the branch
     seen: set[str] = set()
     fd = open_regular(path)
     try:

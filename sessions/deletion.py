@@ -20,8 +20,8 @@ from eventlog import _fs, ensure_private_dir, move_to_trash, sync_dir
 from sessions._layout import LOG_SUFFIX
 from sessions.errors import SessionExists, SessionNotFound
 from sessions.models import TrashedSession
-from sessions.rewrite import REPLACED
 from sessions.protocol import SESSION_NAME, check_session_id
+from sessions.rewrite import REPLACED
 
 if TYPE_CHECKING:
     from sessions.store import LocalSessionService
