@@ -33,8 +33,11 @@ __all__ = ["AsyncLocalSessionService", "AsyncResumed", "AsyncSessionManager"]
 
 _T = TypeVar("_T")
 
-WORKERS = 16
-"""Worker threads per store: enough for many agents' fsyncs at once (an fsync holds no GIL)."""
+WORKERS = 4
+"""Worker threads per store. An fsync or a lock wait holds no GIL, so a few threads overlap them; but
+every runnable worker competes with the event loop for the GIL, so more of them make the loop late
+(16 tasks appending on 2 cores: loop-lag p99 ~1.5 ms with 4 workers, ~7 ms with 16; docs/BENCHMARKS.md).
+Raise it (``workers=``) where many tasks wait on sessions other processes hold."""
 
 
 async def _run(executor: ThreadPoolExecutor, call: Callable[[], _T]) -> _T:
@@ -72,14 +75,18 @@ class AsyncLocalSessionService:
         lock_timeout: float = 2.0,
         durability: str = "fsync",
         event_types: Iterable[type[EventBase]] = (),
+        workers: int = WORKERS,
     ) -> Self:
         """Open (creating if missing) the store at ``root``; see :meth:`LocalSessionService.open`.
 
         Not a coroutine: it makes at most three folders, once.
+
+        :param workers: worker threads for the store's calls (see :data:`WORKERS`).
         """
-        return cls(
-            LocalSessionService.open(root, lock_timeout=lock_timeout, durability=durability, event_types=event_types)
+        service = LocalSessionService.open(
+            root, lock_timeout=lock_timeout, durability=durability, event_types=event_types
         )
+        return cls(service, workers=workers)
 
     @property
     def root(self) -> Path:
