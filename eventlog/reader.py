@@ -232,6 +232,18 @@ TAIL_BLOCK: Final = 1 << 16
 """The first block a tail read takes from the end; each further block is twice as large."""
 
 
+def _lines_backward(buf: bytes) -> Iterator[bytes]:
+    """The lines of ``buf`` (which ends with a newline), newest first, cut one at a time.
+
+    A tail read usually wants a few lines of a large block: splitting all of it would cost more.
+    """
+    end = len(buf) - 1
+    while end >= 0:
+        start = buf.rfind(b"\n", 0, end) + 1
+        yield buf[start:end]
+        end = start - 1
+
+
 def read_tail_events(
     path: Path | str,
     *,
@@ -283,7 +295,7 @@ def read_tail_events(
             # all of buf is carried on and the next, larger block is read before it.
             first = buf.find(b"\n") + 1 if start else 0
             carry, lines = buf[:first], buf[first:]
-            for line in reversed(lines.split(b"\n")[:-1]):
+            for line in _lines_backward(lines):
                 if not line.strip():
                     continue
                 try:
