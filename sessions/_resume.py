@@ -19,9 +19,9 @@ from typing import Any, Final, NamedTuple, Union
 
 import msgspec
 
-from eventlog import KIND_EVENT, KIND_FACT, LogState, Record
+from eventlog import KIND_EVENT, KIND_FACT, KIND_HEADER, LogState, Record
 from eventlog.reader import iter_chunks, open_regular
-from eventlog.record import check_utf8, decode_lines
+from eventlog.record import check_utf8, decode_lines, decode_record
 from sessions._mapping import FACT_ARCHIVED, FACT_METADATA, FACT_SERVER_SESSION
 from sessions.events import EventBase, EventTypes
 
@@ -49,6 +49,8 @@ def _line_struct(tag: str, data: Any, *, fact: bool) -> type[msgspec.Struct]:
     return msgspec.defstruct(name, fields, tag_field="type", tag=tag, kw_only=True, gc=False)
 
 
+_HEADER_PEEK: Final = 1 << 16
+"""Bytes read to find the header line; a longer header is read the general way."""
 _FACT_LINES: Final = {
     _line_struct(tag, msgspec.Raw, fact=True): tag for tag in (FACT_METADATA, FACT_SERVER_SESSION, FACT_ARCHIVED)
 }
@@ -81,7 +83,7 @@ def read_linear(path: Path, types: EventTypes, known: LogState | None = None) ->
         fold = not (
             known is not None and known.linear and not known.torn_bytes and not known.damaged and known.current(fd, st)
         )
-        for offset, chunk in iter_chunks(fd, 0, st.st_size):
+        for offset, chunk in iter_chunks(fd, _after_header(fd, state), st.st_size):
             try:
                 check_utf8(chunk)
                 lines: list[Any] = decoder.decode_lines(chunk)
@@ -119,6 +121,25 @@ def read_linear(path: Path, types: EventTypes, known: LogState | None = None) ->
     state.torn_bytes = 0
     record = Record(k=KIND_EVENT, id=head.id, ts=head.ts, parent=head.parent) if head is not None else None
     return Resumed(events, record, state)
+
+
+def _after_header(fd: int, state: LogState) -> int:
+    """Fold the header line into ``state`` and return the offset after it (0 if the log starts otherwise).
+
+    The header has no ``type``, so a chunk holding it would not fit the one-pass union: without this, a
+    log smaller than one chunk would always be read the general way.
+    """
+    first = os.pread(fd, _HEADER_PEEK, 0)
+    end = first.find(b"\n") + 1
+    if not end:
+        return 0
+    try:
+        record = decode_record(first[: end - 1])
+    except (msgspec.DecodeError, RecursionError):
+        return 0
+    if record.k != KIND_HEADER or not state.fold_lines(0, first[:end], [record]):
+        return 0
+    return end
 
 
 def _general_chunk(

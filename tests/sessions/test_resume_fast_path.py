@@ -10,6 +10,7 @@ import datetime as dt
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -289,3 +290,27 @@ def test_a_known_summary_is_reused_only_while_it_covers_the_file(tmp_path: Path)
     wrong = msgspec.structs.replace(stamped, head_id="not-the-head")
     assert read_linear(path, STANDARD_TYPES, stamped) is not None
     assert read_linear(path, STANDARD_TYPES, wrong) is None
+
+
+def test_a_log_smaller_than_a_chunk_takes_the_one_pass_decoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The header (which has no type) is read apart, so the rest of a small log fits the one-pass union."""
+    import sessions._resume
+
+    store = LocalSessionService.open(tmp_path, durability="flush")
+    manager = SessionManager.create_new(store, "/p")
+    events = _conversation(30)
+    manager.persist_events(events)
+    manager.set_metadata("k", "v")
+    general: list[int] = []
+    real = sessions._resume._general_chunk
+
+    def spy(offset: int, *args: Any) -> Any:
+        general.append(offset)
+        return real(offset, *args)
+
+    monkeypatch.setattr(sessions._resume, "_general_chunk", spy)
+    fresh = LocalSessionService.open(tmp_path, durability="flush")
+    assert fresh.load_conversation(manager.session_id).events == events
+    assert general == []
+    stored = fresh.get_session(manager.session_id)
+    assert stored is not None and stored.event_count == 30 and fresh.get_metadata(manager.session_id, "k") == "v"
