@@ -24,7 +24,7 @@ from typing import Final
 
 from eventlog.summary import RACY_NS
 from sessions.conflicts import conflict_copy_session
-from sessions.protocol import check_session_id
+from sessions.protocol import check_session_id, is_session_id
 
 __all__ = ["LOG_SUFFIX", "Layout", "Scan"]
 
@@ -63,14 +63,6 @@ class Scan:
         if lower in self.folded:
             return next((other for other in self.logs if other.lower() == lower and other != session_id), None)
         return None
-
-
-def _is_session_id(name: str) -> bool:
-    try:
-        check_session_id(name)
-    except ValueError:
-        return False
-    return True
 
 
 class Layout:
@@ -139,7 +131,7 @@ class Layout:
         with os.scandir(self._folder) as entries:
             for entry in entries:
                 name = entry.name
-                if name.endswith(LOG_SUFFIX) and _is_session_id(name[: -len(LOG_SUFFIX)]):
+                if name.endswith(LOG_SUFFIX) and is_session_id(name[: -len(LOG_SUFFIX)]):
                     if entry.is_file(follow_symlinks=False):
                         logs.add(name[: -len(LOG_SUFFIX)])
                     else:

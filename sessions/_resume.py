@@ -84,10 +84,8 @@ def read_linear(path: Path, types: EventTypes, known: LogState | None = None) ->
             known is not None and known.linear and not known.torn_bytes and not known.damaged and known.current(fd, st)
         )
         for offset, chunk in iter_chunks(fd, _after_header(fd, state), st.st_size):
-            try:
-                check_utf8(chunk)
-                lines: list[Any] = decoder.decode_lines(chunk)
-            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            lines = _typed_lines(decoder, chunk)
+            if lines is None:
                 if not fold:  # the scratch summary only checks this chunk's chain: start it at our head
                     state.head_id, state.size = (head.id if head is not None else None), offset
                 head = _general_chunk(offset, chunk, head, events, state, types)
@@ -121,6 +119,24 @@ def read_linear(path: Path, types: EventTypes, known: LogState | None = None) ->
     state.torn_bytes = 0
     record = Record(k=KIND_EVENT, id=head.id, ts=head.ts, parent=head.parent) if head is not None else None
     return Resumed(events, record, state)
+
+
+def _typed_lines(decoder: msgspec.json.Decoder[Any], chunk: bytearray) -> list[Any] | None:
+    """The chunk's lines decoded by the union, or None if one does not fit it (then the general way).
+
+    The union tells lines apart by ``type`` alone, so each line's ``k`` is checked against the kind of the
+    struct it became: an event whose type is a fact's name, or a record of a kind this version does not
+    know, must not pass for what it is not.
+    """
+    try:
+        check_utf8(chunk)
+        lines: list[Any] = decoder.decode_lines(chunk)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        if line.k != (KIND_FACT if type(line) in _FACT_LINES else KIND_EVENT):
+            return None
+    return lines
 
 
 def _after_header(fd: int, state: LogState) -> int:

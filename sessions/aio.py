@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import functools
 import os
@@ -265,8 +266,12 @@ class AsyncSessionManager:
         self.sync = manager
         """The synchronous manager underneath; use it only from a worker thread."""
         self._turn = asyncio.Lock()
-        self._holder: asyncio.Task[Any] | None = None
-        """The task inside :meth:`batch`: its calls run without waiting for the turn it holds."""
+        """Held by a call, or by a whole :meth:`batch` block."""
+        self._inner = asyncio.Lock()
+        """Held by each call into the sync manager: inside a block, tasks it spawned take turns on it."""
+        self._in_batch: contextvars.ContextVar[bool] = contextvars.ContextVar(f"in_batch_{id(self)}", default=False)
+        """True in the context of a :meth:`batch` block, and so in the tasks it starts (``gather``,
+        ``wait_for``...), which copy that context: their calls go in without waiting for the turn it holds."""
 
     @classmethod
     def create_new(
@@ -322,9 +327,10 @@ class AsyncSessionManager:
         return self.sync.persisted_count
 
     async def _call(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        if self._holder is not None and self._holder is asyncio.current_task():
-            return await self.service.run(call, *args, **kwargs)
-        async with self._turn:
+        if self._in_batch.get():
+            async with self._inner:
+                return await self.service.run(call, *args, **kwargs)
+        async with self._turn, self._inner:
             return await self.service.run(call, *args, **kwargs)
 
     async def persist_events(self, events: Sequence[EventBase], *, times: Sequence[dt.datetime] | None = None) -> None:
@@ -339,21 +345,27 @@ class AsyncSessionManager:
     async def batch(self) -> AsyncIterator[None]:
         """Gather the writes made in the block into one write and one sync when it ends; see
         :meth:`SessionManager.batch`. Other tasks' calls on this manager wait for the block to end."""
-        if self._holder is not None and self._holder is asyncio.current_task():
+        if self._in_batch.get():
             yield  # nested: the outer block writes
             return
         async with self._turn:
             block = self.sync.batch()
             block.__enter__()  # no I/O: it only starts gathering
-            self._holder = asyncio.current_task()
+            token = self._in_batch.set(True)
             try:
                 yield
             except BaseException as exc:
                 block.__exit__(type(exc), exc, exc.__traceback__)  # drops what was gathered: no I/O
                 raise
             finally:
-                self._holder = None
-            await self.service.run(block.__exit__, None, None, None)
+                self._in_batch.reset(token)
+            try:
+                async with self._inner:
+                    await self.service.run(block.__exit__, None, None, None)
+            finally:
+                # Cancelled before the worker took the write, the block was never closed: close it (writing
+                # nothing), so the manager leaves batch mode. Closing a block that ended does nothing.
+                block.gen.close()
 
     async def rewind(
         self, to_event_id: str | None, *, expected_head: str | EllipsisType | None = ...

@@ -37,7 +37,7 @@ from eventlog import KIND_EVENT, Finding, LogRead, LogState, UnsafeLogPath, atom
 from eventlog.merge import LogChanged, MergedLog, merge_into, merge_logs, merged_state
 from eventlog.reader import Damage, decode_each, read_bytes, split_torn
 from sessions.errors import DamagedLogWarning, SessionBusy, SyncMergeError, UnsafeStorePath
-from sessions.protocol import check_session_id
+from sessions.protocol import is_session_id
 
 if TYPE_CHECKING:
     from sessions.store import LocalSessionService
@@ -75,10 +75,7 @@ def conflict_copy_session(name: str) -> str | None:
     for pattern in _COPY_NAMES:
         match = pattern.fullmatch(name)
         if match is not None:
-            try:
-                return check_session_id(match["id"])
-            except ValueError:
-                return None
+            return match["id"] if is_session_id(match["id"]) else None
     return None
 
 

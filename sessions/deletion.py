@@ -20,7 +20,7 @@ from eventlog import _fs, ensure_private_dir, move_to_trash, sync_dir
 from sessions._layout import LOG_SUFFIX
 from sessions.errors import SessionExists, SessionNotFound
 from sessions.models import TrashedSession
-from sessions.protocol import SESSION_NAME, check_session_id
+from sessions.protocol import SESSION_NAME, check_session_id, is_session_id
 from sessions.rewrite import REPLACED
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ def list_trash(service: LocalSessionService) -> list[TrashedSession]:
         return []
     for entry in entries:
         match = _DELETED_NAME.fullmatch(entry.name)
-        if match is None or not entry.is_file(follow_symlinks=False):
+        # A conflict copy deleted with its session matches the pattern too, but its name is no session id.
+        if match is None or not is_session_id(match["id"]) or not entry.is_file(follow_symlinks=False):
             continue
         st = entry.stat(follow_symlinks=False)
         # The move set ctime: when the log was deleted, whatever its own times say.

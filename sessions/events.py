@@ -200,6 +200,10 @@ EVENT_TYPES: Final[Mapping[str, type[EventBase]]] = MappingProxyType({cls.TYPE: 
 
 _encoder: Final = msgspec.json.Encoder()
 
+RESERVED_TAGS: Final = frozenset({"metadata", "server_session_id", "archived"})
+"""The names of the store's facts (a log line of ``k = "fact"`` carries one as its ``type``): no event type
+may take one, so a fast reader telling lines apart by ``type`` never mistakes one for the other."""
+
 
 class EventTypes:
     """The event types one store types events as: the standard ones plus an application's own.
@@ -216,6 +220,8 @@ class EventTypes:
             tag = getattr(cls, "TYPE", None)
             if not isinstance(tag, str) or not tag:
                 raise ValueError(f"event type {cls.__qualname__} must name its tag in TYPE (a non-empty str)")
+            if tag in RESERVED_TAGS:
+                raise ValueError(f"event type {cls.__qualname__}: the tag {tag!r} names a session fact; pick another")
             other = types.get(tag)
             if other is not None and other is not cls:
                 raise ValueError(

@@ -12,7 +12,15 @@ from sessions.errors import InvalidSessionId
 from sessions.events import deserialize_event
 from sessions.models import StoredEvent, StoredSession, TrashedSession, VerifyReport
 
-__all__ = ["SESSION_ID", "SESSION_NAME", "SessionService", "check_session_id", "cut_window", "load_conversation"]
+__all__ = [
+    "SESSION_ID",
+    "SESSION_NAME",
+    "SessionService",
+    "check_session_id",
+    "cut_window",
+    "is_session_id",
+    "load_conversation",
+]
 
 SESSION_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """A canonical lower-case, hyphenated UUID string: the ids the library generates (UUIDv7)."""
@@ -27,13 +35,15 @@ _DEVICE_NAMES: Final = re.compile(r"(?i)(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:
 # Syncthing names its conflict copies "<name>.sync-conflict-<date>-<time>-<device>.jsonl":
 # an id holding that text could not be told from a copy of another session.
 _COPY_MARK: Final = ".sync-conflict-"
+_ANY_UUID: Final = re.compile(r"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def check_session_id(session_id: object) -> str:
     """Return ``session_id`` if it is a valid session id, else raise :class:`InvalidSessionId`.
 
     Valid: 1-128 characters of ``[A-Za-z0-9._-]``, not starting with ``.`` or ``-``, not ending with ``.``,
-    not holding ``.sync-conflict-``, and not a Windows device name (``con``, ``nul``, ``com1``...).
+    not holding ``.sync-conflict-``, not a Windows device name (``con``, ``nul``, ``com1``...), and a UUID
+    only in lower case.
     Ids differing only in case are distinct here but refused by a store that holds one of them
     (``SessionExists``), so that the store works on case-insensitive file systems too.
     Ids become file names, so this runs before any path is built.
@@ -53,7 +63,20 @@ def check_session_id(session_id: object) -> str:
             f"{session_id!r} is not a valid session id: use 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', "
             "not starting with '.' or '-' (see sessions.protocol.check_session_id)"
         )
+    if _ANY_UUID.fullmatch(session_id):
+        # So no id can differ only in case from a UUID one: the store then checks such clashes
+        # for an application's other ids alone, and never lists the folder for a generated id.
+        raise InvalidSessionId(f"{session_id!r} is not a valid session id: write a UUID in lower case")
     return session_id
+
+
+def is_session_id(name: str) -> bool:
+    """Whether ``name`` is a valid session id (:func:`check_session_id` without the error)."""
+    try:
+        check_session_id(name)
+    except InvalidSessionId:
+        return False
+    return True
 
 
 @runtime_checkable

@@ -12,12 +12,14 @@ saved whole to ``trash/`` first, so nothing is lost.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eventlog import KIND_EVENT, KIND_HEAD, KIND_HEADER, Record, atomic_write, build_tree, encode_records, new_id
 from eventlog.reader import read_bytes, read_log
 from eventlog.trash import save_to_trash
-from sessions.errors import SessionNotFound, translate_log_errors
+from sessions.errors import SessionNotFound, SessionWriteError, translate_log_errors
 from sessions.models import StoredSession
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ __all__ = ["REPLACED", "replace_events", "tree_records"]
 
 REPLACED = "replaced"
 """The folder of ``trash/`` that keeps the logs :func:`replace_events` replaced."""
+REPLACED_WHERE = f"trash/{REPLACED}/"
 
 
 def tree_records(records: list[Record], head_id: str | None, ts: dt.datetime) -> list[Record]:
@@ -36,6 +39,8 @@ def tree_records(records: list[Record], head_id: str | None, ts: dt.datetime) ->
     """
     seen: set[str] = set()
     for record in records:
+        if record.id in seen:
+            raise ValueError(f"event {record.id} is in the list twice; each event needs its own id")
         if record.parent is not None and record.parent not in seen:
             raise ValueError(f"event {record.id}: its parent {record.parent} is not an earlier event of the list")
         seen.add(record.id)
@@ -46,6 +51,16 @@ def tree_records(records: list[Record], head_id: str | None, ts: dt.datetime) ->
     if build_tree(records).active_head == head_id:
         return records
     return [*records, Record(k=KIND_HEAD, id=new_id(), ts=ts, parent=head_id)]
+
+
+def _kept(path: Path, before: int) -> str:
+    try:
+        same = os.stat(path, follow_symlinks=False).st_ino == before
+    except OSError:
+        same = False
+    if same:
+        return "the log is unchanged"
+    return f"the log may hold the new events; the old log is kept whole in {REPLACED_WHERE}"
 
 
 def replace_events(
@@ -64,12 +79,16 @@ def replace_events(
             raise SessionNotFound(f"session {session_id}: its log has no header line; run `sessions doctor`")
         kept = [r for r in old.records if r.k not in (KIND_HEADER, KIND_EVENT, KIND_HEAD)]
         new = encode_records([header, *tree_records(records, head_id, dt.datetime.now(dt.UTC)), *kept])
-        saved = save_to_trash(service.trash_dir / REPLACED, path.name, read_bytes(path, 0), durable=durable)
+        before = os.stat(path, follow_symlinks=False).st_ino
         try:
+            save_to_trash(service.trash_dir / REPLACED, path.name, read_bytes(path, 0), durable=durable)
             atomic_write(path, new, durable=durable)
-        except BaseException:
-            saved.unlink(missing_ok=True)  # the log is unchanged: its copy in the trash is not needed
-            raise
+        except OSError as exc:
+            # The copy in the trash stays unless the log is surely the old one still: a failure after the
+            # rename (syncing the folder) leaves the new log in place, and the old events only in the trash.
+            raise SessionWriteError(
+                exc.errno, f"session {session_id}: replacing its events failed ({exc}); {_kept(path, before)}"
+            ) from exc
     stored = service.get_session(session_id)
     assert stored is not None  # written under our lock just now
     return stored

@@ -87,7 +87,8 @@ class LocalSessionService:
         self.sessions_dir = self.layout.sessions_dir
         self.locks_dir = self.layout.locks_dir
         self.trash_dir = self.layout.trash_dir
-        self._index = SessionIndex(self.layout.index_path, self.locks_dir / "index.lock")
+        # ".index.lock": a name no session id can take (ids do not start with "."), unlike "index.lock".
+        self._index = SessionIndex(self.layout.index_path, self.locks_dir / ".index.lock")
         self._logs = SessionLogs(self.layout, self._index, lock_timeout=self.lock_timeout, durability=self.durability)
         self._catalog = Catalog(self.layout, self._index, lambda sid, row: self._summary(sid, row)[0])
 

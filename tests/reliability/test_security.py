@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import stat
 import tempfile
 import uuid
@@ -48,6 +49,7 @@ HOSTILE_IDS: Final = [
     "a\\b",
     CANONICAL + "\x00",
     "\x00" + CANONICAL,
+    CANONICAL.upper(),
     CANONICAL + "\n",
     " " + CANONICAL,
     CANONICAL.replace("0", "\uff10"),  # full-width zero
@@ -127,6 +129,9 @@ def test_ids_that_are_not_strings_are_refused(tmp_path: Path, session_id: object
     _refused_everywhere(tmp_path, session_id)
 
 
+_UUID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _valid(session_id: str) -> bool:
     """The documented grammar (docs/FORMAT.md), written out again independently of the library's check."""
     stem = session_id.split(".", maxsplit=1)[0].lower()
@@ -138,6 +143,7 @@ def _valid(session_id: str) -> bool:
         and not session_id.endswith(".")
         and ".sync-conflict-" not in session_id
         and stem not in devices
+        and not (_UUID_SHAPE.fullmatch(session_id) and session_id != session_id.lower())
     )
 
 

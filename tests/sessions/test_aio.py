@@ -162,3 +162,20 @@ def test_loop_lag_while_sixteen_tasks_persist(tmp_path: Path) -> None:
     # the loop kept running through the 160 fsync'd persists: blocked, it would have waited for all of them.
     assert lags
     assert statistics.median(lags) < 0.05
+
+
+def test_calls_in_a_batch_may_run_in_tasks_it_starts(tmp_path: Path) -> None:
+    """wait_for and gather run their coroutines in new tasks: inside a batch they must not wait for it."""
+
+    async def main() -> None:
+        service = AsyncLocalSessionService.open(tmp_path)
+        manager = AsyncSessionManager.create_new(service, "/p")
+        async with manager.batch():
+            await asyncio.wait_for(manager.persist_events([UserMessage("a")]), 10)
+            await asyncio.gather(manager.set_metadata("k", 1), manager.set_metadata("j", 2))
+        assert manager.persisted_count == 1
+        assert await service.metadata(manager.session_id) == {"j": 2, "k": 1}
+        assert not manager.sync._batch  # the block ended: the sync manager left batch mode
+        await service.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))

@@ -107,6 +107,12 @@ def test_colliding_tags_are_refused_at_open(tmp_path: Path) -> None:
         _open(tmp_path, Shadow)
     with pytest.raises(ValueError, match="TYPE"):
         _open(tmp_path, Untagged)
+
+    class Archived(EventBase, frozen=True):
+        TYPE: ClassVar[str] = "archived"  # a session fact's name: a fast reader tells lines apart by type
+
+    with pytest.raises(ValueError, match="fact"):
+        _open(tmp_path, Archived)
     with pytest.raises(TypeError):
         EventTypes([dict])  # type: ignore[list-item]
     assert _open(tmp_path, Plan, Plan).event_types.application == (Plan,)  # the same class twice is harmless

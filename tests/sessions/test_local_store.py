@@ -562,3 +562,13 @@ def test_tool_result_round_trip(service: LocalSessionService) -> None:
 
 def _records(service: LocalSessionService, session_id: str) -> Iterator[eventlog.Record]:
     yield from read_log(service.log_path(session_id)).records
+
+
+def test_a_session_named_index_has_its_own_lock(tmp_path: Path) -> None:
+    """The index's lock file is named so that no session id can take its name."""
+    service = LocalSessionService.open(tmp_path)
+    manager = SessionManager.create_new(service, "/p", None, session_id="index")
+    manager.persist_events([UserMessage("x")])
+    with service._index._lock.held():  # the index is being compacted: the session "index" is not busy for that
+        manager.persist_events([UserMessage("x"), Text("y")])
+    assert len(service.load_events("index")) == 2

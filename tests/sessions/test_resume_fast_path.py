@@ -314,3 +314,25 @@ def test_a_log_smaller_than_a_chunk_takes_the_one_pass_decoder(tmp_path: Path, m
     assert general == []
     stored = fresh.get_session(manager.session_id)
     assert stored is not None and stored.event_count == 30 and fresh.get_metadata(manager.session_id, "k") == "v"
+
+
+def test_lines_the_fast_reader_must_not_mistake(tmp_path: Path) -> None:
+    """An event typed with a fact's name, and a record of an unknown kind typed as an event."""
+    store = LocalSessionService.open(tmp_path, durability="flush")
+    manager = SessionManager.create_new(store, "/p")
+    manager.persist_events([UserMessage("one")])
+    sid = manager.session_id
+    store.append_event(sid, new_id(), manager.head_id, "i", "metadata", '{"x":1}')
+    with store.log_path(sid).open("ab") as log:  # a newer version's kind of line: kept and passed over
+        log.write(b'{"k":"note","id":"n1","ts":"2026-01-01T00:00:00Z","type":"text","data":{"content":"n"}}\n')
+    fresh = LocalSessionService.open(tmp_path, durability="flush")
+    stored = fresh.get_session(sid)
+    assert stored is not None and stored.event_count == 2
+    resumed = SessionManager.resume(fresh, stored)
+    assert resumed.events == [UserMessage("one"), UnknownEvent("metadata", '{"x":1}')]
+    resumed.manager.persist_events([*resumed.events, Text("two")])  # the head is the real one: no conflict
+    assert [e.event_type for e in LocalSessionService.open(tmp_path).load_events(sid)] == [
+        "user_message",
+        "metadata",
+        "text",
+    ]

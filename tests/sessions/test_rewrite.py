@@ -11,7 +11,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from sessions import LocalSessionService, SessionConflict, SessionManager, SessionNotFound, StoredEvent, UserMessage
+from sessions import (
+    LocalSessionService,
+    SessionConflict,
+    SessionManager,
+    SessionNotFound,
+    SessionWriteError,
+    StoredEvent,
+    UserMessage,
+)
 from sessions.rewrite import REPLACED
 
 
@@ -171,3 +179,39 @@ def test_pop_undoes_only_this_writers_turn(tmp_path: Path) -> None:
         store.rewind(sid, store.load_events(sid)[0].id, expected_head="somebody-else")
     assert other.manager.pop() == [UserMessage("0"), UserMessage("1"), UserMessage("2")]
     assert _texts(store.load_events(sid)) == ["0", "1", "2"]
+
+
+def test_a_failure_after_the_rename_keeps_the_old_log_in_the_trash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Syncing the folder fails after the new log is in place: the old events must still be in the trash."""
+    import eventlog.durability
+
+    store = LocalSessionService.open(tmp_path)  # fsync: the folder is synced after the rename
+    sid = _session(store, 3)
+    old = store.log_path(sid).read_bytes()
+    real = eventlog.durability.sync_dir
+
+    def failing(path: Path) -> None:
+        if Path(path).name == "sessions":
+            raise OSError(5, "Input/output error")
+        real(path)
+
+    monkeypatch.setattr(eventlog.durability, "sync_dir", failing)
+    with pytest.raises(SessionWriteError, match="kept whole in trash/replaced/"):
+        store.replace_events(sid, _relinked(store.load_events(sid)[2:]))
+    (kept,) = (tmp_path / "trash" / REPLACED).iterdir()
+    assert kept.read_bytes() == old
+
+
+def test_an_event_id_twice_in_a_tree_is_refused(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    sid = _session(store, 2)
+    first, second = store.load_events(sid)
+    again = msgspec.structs.replace(second, parent_id=first.id)
+    with pytest.raises(ValueError, match="twice"):
+        store.replace_events(sid, [first, second, again])
+    copied = [msgspec.structs.replace(e, session_id="copy") for e in (first, second, again)]
+    with pytest.raises(ValueError, match="twice"):
+        store.create_session("copy", None, None, events=copied)
+    assert store.get_session("copy") is None

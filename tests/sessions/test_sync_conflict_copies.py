@@ -53,7 +53,7 @@ SID = "0193a3b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"
         (".dropbox.cache", None),
         (f"{SID}.sync-conflict-2026-11-25-ABCDEF7.jsonl", None),
         # An application's own ids (sessions.protocol.check_session_id) have copies too.
-        (f"{SID.upper()}.sync-conflict-20261125-010203-ABCDEF7.jsonl", SID.upper()),
+        (f"{SID.upper()}.sync-conflict-20261125-010203-ABCDEF7.jsonl", None),  # a UUID id is lower case
         ("thread.v2.sync-conflict-20261125-010203-ABCDEF7.jsonl", "thread.v2"),
         ("chat_7 (laptop's conflicted copy 2026-11-25).jsonl", "chat_7"),
         ("chat_7.jsonl~", "chat_7"),

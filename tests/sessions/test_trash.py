@@ -52,6 +52,7 @@ def test_conflict_copies_go_to_the_trash_with_their_log_and_come_back_merged(tmp
     assert sorted(p.name for p in (tmp_path / "trash" / "deleted").iterdir()) == sorted(
         [f"{manager.session_id}.jsonl", copy.name]
     )
+    assert [t.id for t in service.list_trash()] == [manager.session_id]  # the copy is no session of its own
 
 
 def test_restore_never_replaces_a_session_created_meanwhile(tmp_path: Path) -> None:

@@ -107,6 +107,7 @@ class SessionServiceContract:
             "com1.txt",
             "thread.sync-conflict-20240101-000000-ABCDEFG",
             "caf\u00e9",
+            "01A21030-374A-71EA-9237-6B4A56659E99",  # a UUID only in lower case
         ],
     )
     def test_bad_session_id_is_refused(self, service: SessionService, bad: str) -> None:
@@ -118,7 +119,7 @@ class SessionServiceContract:
             service.get_session(bad)
 
     @pytest.mark.parametrize(
-        "sid", ["thread-1", "User_42.chat", "a", "x" * 128, "01A21030-374A-71EA-9237-6B4A56659E99"]
+        "sid", ["thread-1", "User_42.chat", "a", "x" * 128, "01a21030-374a-71ea-9237-6b4a56659e99"]
     )
     def test_application_session_ids(self, service: SessionService, sid: str) -> None:
         service.create_session(sid, "/p", None)
