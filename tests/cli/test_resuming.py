@@ -101,7 +101,8 @@ def test_a_session_open_in_one_chat_is_not_continued_by_a_second(sessions_cli: S
         assert first.stdin is not None
         first.stdin.write("I am the first chat\n")
         first.stdin.flush()
-        wait_for(lambda: bool(sessions_json(sessions_cli)))
+        # `list` refuses a store that is not there yet: wait for the chat to create it first.
+        wait_for(lambda: (sessions_cli.store / "sessions").is_dir() and bool(sessions_json(sessions_cli)))
         (session,) = sessions_json(sessions_cli)
         held = str(session["id"])
         locks = sessions_cli.store / "locks"
