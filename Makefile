@@ -11,7 +11,7 @@ VENV_STAMP := $(VENV)/.venv-stamp
 # boxed notices setuptools prints about editable modes, which ask nothing of the user.
 INSTALL := PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --config-settings editable_mode=compat
 
-.PHONY: demo test lint stress bench bench-quick clean
+.PHONY: demo test test-slow lint stress bench bench-quick clean
 
 $(VENV_STAMP):
 	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
@@ -33,9 +33,21 @@ $(STAMP): pyproject.toml $(VENV_STAMP)
 demo: $(RUNTIME_STAMP)
 	$(VENV)/bin/sessions chat
 
+# The suite starts some hundreds of Python processes (the `sessions` command, crash and concurrency workers).
+# Their compiled bytecode is kept in .venv/pycache, also where PYTHONDONTWRITEBYTECODE is set, so that each
+# process does not compile the package and pytest's rewritten test modules again (a quarter of the run).
+PYTEST := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX="$(CURDIR)/$(VENV)/pycache" $(PY) -m pytest
+
 # -n auto: one worker per core (pytest-xdist); a run that collects no test fails (pytest exits 5).
+# `make test` leaves out the tests marked slow (end-to-end runs of many processes, about a minute more) and says
+# so at the end; `make test-slow` runs them, and CI runs both.
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto -m "not stress and not syncthing"
+	@$(PYTEST) -q -n auto -m "not stress and not syncthing and not slow"; status=$$?; \
+		echo "Left out: the slow end-to-end tests (pytest -m slow); run them with: make test-slow"; exit $$status
+
+# --dist loadfile: the benchmark harness runs once per worker that gets one of its tests, so its module stays whole.
+test-slow: $(STAMP)
+	$(PYTEST) -q -n auto --dist loadfile -m "slow and not stress and not syncthing"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -44,7 +56,7 @@ lint: $(STAMP)
 
 # The long reliability runs (docs/RELIABILITY.md); -s shows the figures each suite prints.
 stress: $(STAMP)
-	$(PY) -m pytest -q -s -m stress --durations=0
+	$(PYTEST) -q -s -m stress --durations=0
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -10,6 +10,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+# The whole harness runs once for the module (about 20 s): `make test-slow` and CI run it, `make test` does not.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 PEERS = {"jsonl-sessions", "sqlite-ref", "sqlite-batched", "eventsourcing", "naive-jsonl", "floor"}
 

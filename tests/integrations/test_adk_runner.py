@@ -100,6 +100,7 @@ def in_new_process(store: Path, user: str, session_id: str, text: str) -> dict[s
     return result
 
 
+@pytest.mark.slow
 def test_turns_resume_in_a_new_process_with_state_in_every_scope(tmp_path: Path) -> None:
     store = tmp_path / "store"
     first = asyncio.run(turn(store, "ann", "s1", "hello"))
@@ -140,6 +141,7 @@ def test_turns_resume_in_a_new_process_with_state_in_every_scope(tmp_path: Path)
             assert report.ok and report.unknown_types == {}
 
 
+@pytest.mark.slow
 def test_the_example_runs(tmp_path: Path) -> None:
     example = HERE.parents[2] / "examples" / "adk_example.py"
     done = subprocess.run(

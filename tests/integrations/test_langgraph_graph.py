@@ -94,6 +94,7 @@ def log_lines(store: Path, session_id: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (store / "sessions" / f"{session_id}.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_turns_resume_in_a_new_process(tmp_path: Path) -> None:
     store = tmp_path / "store"
     with JsonlCheckpointSaver(store) as saver:
@@ -136,6 +137,7 @@ def test_the_log_reads_with_jq(tmp_path: Path) -> None:
     assert out.stdout.split("\n")[:2] == ["-1 input", "0 loop"]
 
 
+@pytest.mark.slow
 def test_interrupt_then_resume_in_a_new_process(tmp_path: Path) -> None:
     with JsonlCheckpointSaver(tmp_path) as saver:
         graph = order_graph(saver)
@@ -260,6 +262,7 @@ def test_async_graph_and_the_loop_keeps_running(tmp_path: Path) -> None:
     assert ticks >= 10
 
 
+@pytest.mark.slow
 def test_the_example_runs(tmp_path: Path) -> None:
     example = HERE.parents[2] / "examples" / "langgraph_example.py"
     done = subprocess.run(

@@ -103,6 +103,7 @@ def in_new_process(store: Path, session_id: str, text: str) -> tuple[str, list[A
     return output, items
 
 
+@pytest.mark.slow
 def test_turns_with_a_tool_call_resume_in_a_new_process(tmp_path: Path) -> None:
     store = tmp_path / "store"
     model = FakeModel()
@@ -129,6 +130,7 @@ def test_turns_with_a_tool_call_resume_in_a_new_process(tmp_path: Path) -> None:
         assert sync.verify("user-7.chat").unknown_types == {}
 
 
+@pytest.mark.slow
 def test_a_run_after_pop_and_clear(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = tmp_path / "store"
@@ -163,6 +165,7 @@ def test_session_settings_limit_bounds_what_the_model_sees(tmp_path: Path) -> No
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_the_example_runs(tmp_path: Path) -> None:
     example = HERE.parents[2] / "examples" / "openai_agents_example.py"
     done = subprocess.run(

@@ -118,6 +118,7 @@ def crash_loop(tmp_path: Path, durability: str, kills: int, seed: int) -> CrashR
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("durability", ["fsync", "flush"])
 def test_sigkill_quick(tmp_path: Path, durability: str) -> None:
     run = crash_loop(tmp_path, durability, kills=25, seed=4)
@@ -202,6 +203,7 @@ def kill_among_writers(root: Path, *, writers: int, kills: int, durability: str,
     return {"kills": kills, "events": len(contents), "acknowledged": sum(acked.values())}
 
 
+@pytest.mark.slow
 def test_sigkill_among_concurrent_writers_quick(tmp_path: Path) -> None:
     kill_among_writers(tmp_path, writers=4, kills=12, durability="fsync", seed=7)
 

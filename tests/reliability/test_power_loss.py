@@ -670,6 +670,7 @@ def test_find_resumable_after_a_torn_index_row() -> None:
     assert not torn_index_row_hides_a_session()
 
 
+@pytest.mark.slow
 def test_power_loss_quick() -> None:
     """The tour and ten random workloads, every crash state of each: part of ``make test``."""
     run_suite(examples=10, max_steps=16)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sessions.conflicts import conflict_copies, merge_conflict_copies
 from tests.support.sync_helpers import (
     DROPBOX_COPY,
@@ -40,6 +42,7 @@ def _store_with_two_copies(tmp_path: Path) -> tuple[Path, list[str], set[str], s
     return a_root, sids, expected, copies
 
 
+@pytest.mark.slow
 def test_merge_killed_at_every_step_loses_nothing(tmp_path: Path) -> None:
     killed_at = []
     for n in range(1, 200):
