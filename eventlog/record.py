@@ -8,10 +8,12 @@ of payloads belongs to the layer above.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import uuid
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
-import uuid6
 
 __all__ = [
     "CHAIN_KINDS",
@@ -128,7 +130,15 @@ def _invalid_utf8(exc: UnicodeDecodeError) -> msgspec.DecodeError:
 
 def new_id() -> str:
     """A new UUIDv7 string: unique, and sortable by creation time."""
-    return str(uuid6.uuid7())
+    return str(_uuid7()())
+
+
+@functools.cache
+def _uuid7() -> Callable[[], uuid.UUID]:
+    # Imported on first use: uuid6 loads importlib.metadata (~25 ms), which commands that only read never need.
+    from uuid6 import uuid7
+
+    return uuid7
 
 
 def utcnow() -> dt.datetime:
