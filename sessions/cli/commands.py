@@ -157,7 +157,8 @@ def _verify(args: argparse.Namespace, root: Path) -> int:
             unreadable.append((session_id, str(exc)))
     damaged = sum(not r.ok for r in reports) + len(unreadable)
     if args.json:
-        out = [_report_json(r) for r in reports] + [
+        shown = [r for r in reports if not (args.quiet and r.ok)]  # --quiet: only the damaged ones
+        out = [_report_json(r) for r in shown] + [
             {"session_id": sid, "ok": False, "error": message} for sid, message in unreadable
         ]
         print_json(out)

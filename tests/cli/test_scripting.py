@@ -64,6 +64,9 @@ def test_verify_quiet_prints_only_problems(sessions_cli: SessionsCLI) -> None:
     assert quiet.returncode == 1
     assert bad in quiet.stdout and good not in quiet.stdout
     assert "checked" not in quiet.stdout
+    as_json = sessions_cli("verify", "--all", "--quiet", "--json")
+    assert as_json.returncode == 1
+    assert [r["session_id"] for r in json.loads(as_json.stdout)] == [bad]
 
 
 def test_export_to_stdout_and_overwrite_only_with_force(sessions_cli: SessionsCLI, tmp_path: Path) -> None:
