@@ -87,6 +87,7 @@ def restore_session(service: LocalSessionService, session_id: str) -> None:
     with service.session_lock(session_id):
         if os.path.lexists(target):
             raise SessionExists(f"session {session_id} exists in {service.root}; nothing was restored")
+        service.refuse_case_clash(session_id)
         # link then unlink, not rename: rename would replace a log created meanwhile by a process
         # that does not take our lock (a sync tool).
         source = Path(candidates[0].path)

@@ -200,12 +200,7 @@ class LocalSessionService:
         labels: Mapping[str, str] | None = None,
         created_at: dt.datetime | None = None,
     ) -> StoredSession:
-        if not SESSION_ID.fullmatch(check_session_id(session_id)):
-            # An application's id: refuse one that differs only in case from a stored one (one file on macOS).
-            # A generated (random UUIDv7) id needs no such check, nor the listing it costs.
-            other = self.layout.scan().clashes(session_id)
-            if other is not None:
-                raise SessionExists(f"session {other} exists in {self.root}; ids differing only in case are refused")
+        self.refuse_case_clash(session_id)
         before = self.layout.stamp()
         session = self._logs.create(
             session_id, directory, git_root, records, forked_from=forked_from, labels=labels, created_at=created_at
@@ -213,6 +208,21 @@ class LocalSessionService:
         self.layout.note_created(session_id, before)
         self._catalog.note_created(before)
         return session
+
+    def refuse_case_clash(self, session_id: str) -> None:
+        """Refuse a new session whose id differs only in case from a stored one's (one file on macOS, Windows).
+
+        A UUID id is lower case (``check_session_id``), so only an application's other ids need the check,
+        and a generated id never costs the listing of ``sessions/``.
+
+        :raises SessionExists: naming the stored session.
+        :raises InvalidSessionId: if ``session_id`` is not a valid id.
+        """
+        if SESSION_ID.fullmatch(check_session_id(session_id)):
+            return
+        other = self.layout.scan().clashes(session_id)
+        if other is not None:
+            raise SessionExists(f"session {other} exists in {self.root}; ids differing only in case are refused")
 
     def get_session(self, session_id: str) -> StoredSession | None:
         """The session, or None if it does not exist."""

@@ -154,6 +154,7 @@ def import_log(service: LocalSessionService, data: bytes, name: str) -> Imported
         _check_log(name, staging, len(data))
         if os.path.lexists(target):
             return _merge(service, session_id, staging)
+        service.refuse_case_clash(session_id)
         # link() refuses an existing name, so a session created meanwhile is never overwritten.
         try:
             _fs.link(staging, target)

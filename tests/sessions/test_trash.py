@@ -86,3 +86,15 @@ def test_two_deleted_logs_of_one_id_are_both_kept_and_restore_takes_the_newest(t
     restored = service.get_session(manager.session_id)
     assert restored is not None and (restored.directory, restored.event_count) == ("/q", 2)
     assert len(service.list_trash()) == 1
+
+
+def test_restore_refuses_an_id_that_now_differs_only_in_case_from_another(tmp_path: Path) -> None:
+    service = LocalSessionService.open(tmp_path)
+    first = SessionManager.create_new(service, "/p", None, session_id="Chat-1")
+    first.persist_events([UserMessage("x")])
+    service.delete_session("Chat-1")
+    second = SessionManager.create_new(service, "/p", None, session_id="chat-1")
+    second.persist_events([UserMessage("y")])
+    with pytest.raises(SessionExists, match="chat-1"):
+        service.restore_session("Chat-1")
+    assert [t.id for t in service.list_trash()] == ["Chat-1"]  # still there, whole
