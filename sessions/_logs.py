@@ -67,7 +67,8 @@ class SessionLogs:
         self._lock_timeout = lock_timeout
         self._durability = durability
         self._logs: OrderedDict[str, LogFile] = OrderedDict()
-        self._places: dict[str, Place] = {}
+        self._places: dict[str, tuple[int, Place]] = {}
+        """Each log's header, by the inode it was read from: a log deleted and created again is another file."""
         self._written: set[str] = set()
         self._saved: dict[str, int] = {}
         """Log bytes each session's saved row covers, as far as this process knows."""
@@ -158,7 +159,7 @@ class SessionLogs:
         except FileExistsError:
             raise SessionExists(f"session {session_id} already exists in {self._layout.root}") from None
         place = place_of(header)
-        self._places[session_id] = place
+        self._places[session_id] = (state.ino, place)
         session = to_session(session_id, place, state, self.fact_reader(session_id))
         self._put(session_id, state, session)
         self._index.flush()
@@ -196,7 +197,7 @@ class SessionLogs:
                     state.ino, state.ctime_ns, state.seen_ns = st.st_ino, st.st_ctime_ns, time.time_ns()
                     self.log(session_id).adopt(state)
                     if state.header is not None:
-                        self._places.setdefault(session_id, place_of(state.header))
+                        self._places[session_id] = (state.ino, place_of(state.header))
             finally:
                 os.close(fd)
 
@@ -313,14 +314,14 @@ class SessionLogs:
         self._saved[session_id] = state.size
 
     def _place(self, session_id: str, state: LogState, row: Row | None) -> Place:
-        place = self._places.get(session_id)
-        if place is not None:
-            return place
+        cached = self._places.get(session_id)
+        if cached is not None and cached[0] == state.ino:
+            return cached[1]
         if state.header is not None:
             place = place_of(state.header)
         else:
             row = row or self._index.row(session_id)
-            if row is not None:
+            if row is not None and row.log.ino == state.ino:
                 session = row.session
                 place = Place(
                     session.directory,
@@ -333,7 +334,7 @@ class SessionLogs:
             else:  # a summary without its header: read the header line
                 header = read_header(self._layout.log_path(session_id))
                 place = place_of(header) if header is not None else Place(None, None, utcnow())
-        self._places[session_id] = place
+        self._places[session_id] = (state.ino, place)
         return place
 
 

@@ -155,3 +155,18 @@ def test_append_without_the_conversation(tmp_path: Path) -> None:
     contents = [msgspec.json.decode(e.event_data)["content"] for e in store.load_events("chat-7")]
     assert contents == ["one", "two", "three"]
     assert attached.append([]) == []
+
+
+def test_a_log_deleted_and_created_again_is_read_afresh_by_every_store(tmp_path: Path) -> None:
+    """Another process deletes a session and creates one with the same id: its header, not ours, holds."""
+    mine = _open(tmp_path)
+    other = _open(tmp_path)
+    mine.create_session("shared", "/first", None, labels={"owner": "mine"})
+    assert mine.get_session("shared").labels == {"owner": "mine"}  # type: ignore[union-attr]
+    other.delete_session("shared")
+    other.create_session("shared", "/second", None, labels={"owner": "other"})
+    seen = mine.get_session("shared")
+    assert seen is not None and (seen.labels, seen.directory) == ({"owner": "other"}, "/second")
+    mine.close()  # saves its rows: they must not bring the old header back
+    fresh = _open(tmp_path).get_session("shared")
+    assert fresh is not None and (fresh.labels, fresh.directory) == ({"owner": "other"}, "/second")
