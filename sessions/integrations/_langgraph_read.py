@@ -72,30 +72,50 @@ class Found(NamedTuple):
 
 
 def newest_checkpoints(events: Iterable[StoredEvent], ns: str | None) -> Iterator[Found]:
-    """The checkpoint events of namespace ``ns`` (every namespace if None), newest first, each with its writes.
+    """The checkpoints of namespace ``ns`` (every namespace if None), newest first, each with its writes.
 
-    LangGraph puts a task's writes in the background, so they may reach the log
-    just before their checkpoint does: a checkpoint is handed out once the scan
-    has passed the checkpoint before it in its namespace (or the log's start),
-    with every writes event naming it seen by then.
+    :param events: a thread's events, newest first (:func:`newest_first`).
+
+    A checkpoint is keyed by ``(ns, checkpoint_id)``, as in LangGraph's own savers: one put again
+    under the same id is handed out once, as its newest copy, with the writes of every copy.
+    Within a namespace checkpoints come in ``checkpoint_id`` order, largest first. LangGraph
+    puts a task's writes in the background, so they may reach the log just before their
+    checkpoint does: a checkpoint is handed out once the scan has passed a checkpoint of its
+    namespace with a smaller id (or the log's start), with every writes event naming it seen by
+    then. A log whose ids grow as it goes (LangGraph's ids grow with time; ``copy_thread``
+    merges by id) so hands out each checkpoint when the scan reaches the one before it, as
+    far back as it needs to go and no further; only before the first copy of a checkpoint put
+    again does the scan pass its later copies first.
     """
     writes: dict[tuple[str, str], list[str]] = {}
-    waiting: dict[str, tuple[StoredEvent, CheckpointHead]] = {}
+    waiting: dict[str, dict[str, tuple[StoredEvent, CheckpointHead]]] = {}
+    """Namespace -> checkpoint id -> its newest copy, not handed out yet."""
+    handed: set[tuple[str, str]] = set()
+
+    def hand_out(event: StoredEvent, head: CheckpointHead) -> Found:
+        key = (head.ns, head.checkpoint_id)
+        handed.add(key)
+        return Found(event, head, writes.pop(key, []))
+
     for event in events:
         if event.event_type == WritesSaved.TYPE:
             mark = DECODE_WRITES_HEAD(event.event_data)
-            if ns is None or mark.ns == ns:
-                writes.setdefault((mark.ns, mark.checkpoint_id), []).append(event.event_data)
+            key = (mark.ns, mark.checkpoint_id)
+            if (ns is None or mark.ns == ns) and key not in handed:
+                writes.setdefault(key, []).append(event.event_data)
         elif event.event_type == CheckpointSaved.TYPE:
             head = DECODE_CHECKPOINT_HEAD(event.event_data)
             if ns is not None and head.ns != ns:
                 continue
-            done = waiting.pop(head.ns, None)
-            if done is not None:
-                yield Found(done[0], done[1], writes.pop((head.ns, done[1].checkpoint_id), []))
-            waiting[head.ns] = (event, head)
-    for event, head in waiting.values():
-        yield Found(event, head, writes.pop((head.ns, head.checkpoint_id), []))
+            held = waiting.setdefault(head.ns, {})
+            if head.checkpoint_id in held or (head.ns, head.checkpoint_id) in handed:
+                continue  # an older copy of a checkpoint put again: the newer one stands
+            for newer in sorted((cid for cid in held if cid > head.checkpoint_id), reverse=True):
+                yield hand_out(*held.pop(newer))
+            held[head.checkpoint_id] = (event, head)
+    for held in waiting.values():
+        for checkpoint_id in sorted(held, reverse=True):
+            yield hand_out(*held[checkpoint_id])
 
 
 def pending_writes(writes_data: list[str]) -> list[tuple[str, str, int, WriteSaved]]:

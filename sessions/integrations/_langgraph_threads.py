@@ -143,16 +143,16 @@ class ThreadLogs:
                     head = self._heads[session_id]
                 else:
                     stored = self.store.get_session(session_id)
-                    if stored is None:  # deleted by another process since
-                        self._forget(thread_id)
+                    if stored is None or self.thread_of(stored) != thread_id:
+                        self._forget(thread_id)  # deleted by another process since, its id maybe reused
                         continue
                     head = stored.head_id
                 try:
                     self.store.append_events(session_id, self._chain(session_id, events, ids, head))
-                except SessionConflict:
-                    self._heads.pop(session_id, None)
-                    continue
-                except SessionNotFound:
+                except (SessionConflict, SessionNotFound):
+                    # The head moved, or the session went. Another process may have deleted the thread
+                    # and the application created a session of its own under the id: look the thread
+                    # up again (its labels) rather than append after whatever head the id has now.
                     self._forget(thread_id)
                     continue
                 self._heads[session_id] = ids[-1]
@@ -181,6 +181,10 @@ class ThreadLogs:
             return True
         raise SessionExists(f"thread {thread_id!r}: its session ids are taken by other sessions in {self.store.root}")
 
+    def stored(self, session_id: str, events: Sequence[tuple[str, str]]) -> list[StoredEvent]:
+        """``(event_type, data)`` pairs as new events of a session (fresh ids, this saver's invocation), chained."""
+        return self._chain(session_id, events, [new_id() for _ in events], None)
+
     def _chain(
         self, session_id: str, events: Sequence[tuple[str, str]], ids: list[str], head: str | None
     ) -> list[StoredEvent]:
@@ -202,9 +206,14 @@ class ThreadLogs:
             parent = event_id
         return chained
 
+    def _recheck(self, thread_id: str) -> str | None:
+        """:meth:`session_id` looked up again: the session remembered may have been deleted and its id reused."""
+        self._forget(thread_id)
+        return self.session_id(thread_id)
+
     def delete(self, thread_id: str) -> None:
         """Move the thread's session log to the store's trash (``trash/deleted/``); nothing stored: no-op."""
-        session_id = self.session_id(thread_id)
+        session_id = self._recheck(thread_id)
         if session_id is None:
             return
         with self._lock(session_id):
@@ -223,7 +232,7 @@ class ThreadLogs:
         empty thread; the old log is kept whole in ``trash/replaced/``, and the session's
         metadata stays.
         """
-        session_id = self.session_id(thread_id)
+        session_id = self._recheck(thread_id)
         if session_id is None:
             return
         # A first look without the lock: delete_for_runs goes through every thread, and most have
@@ -240,7 +249,7 @@ class ThreadLogs:
                 if kept is None:
                     return
                 relinked = [
-                    msgspec.structs.replace(event, parent_id=kept[n - 1].id if n else None)
+                    msgspec.structs.replace(event, session_id=session_id, parent_id=kept[n - 1].id if n else None)
                     for n, event in enumerate(kept)
                 ]
                 replaced = self.store.replace_events(session_id, relinked)

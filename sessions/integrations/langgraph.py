@@ -37,6 +37,7 @@ from sessions.integrations._langgraph_events import (
 )
 from sessions.integrations._langgraph_read import Found, newest_checkpoints, newest_first, pending_writes
 from sessions.integrations._langgraph_threads import ThreadLogs
+from sessions.models import StoredEvent
 from sessions.store import LocalSessionService
 
 __all__ = ["EVENT_TYPES", "JsonlCheckpointSaver"]
@@ -94,7 +95,10 @@ class JsonlCheckpointSaver(BaseCheckpointSaver[str]):
     # -- reading ----------------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """The checkpoint ``config`` names (its ``checkpoint_id``), or the thread's latest in its namespace."""
+        """The checkpoint ``config`` names (its ``checkpoint_id``), or the thread's latest in its namespace.
+
+        The latest is the checkpoint with the largest ``checkpoint_id``, as in LangGraph's own savers.
+        """
         conf = config["configurable"]
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns", "") or ""
@@ -115,7 +119,10 @@ class JsonlCheckpointSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        """Checkpoints newest first (in the order they were put): of one thread if ``config`` names one, else all.
+        """Checkpoints newest first (by ``checkpoint_id``): of one thread if ``config`` names one, else all.
+
+        A checkpoint put again under its id is listed once, as last put. Without a namespace in ``config``,
+        a thread's namespaces come interleaved, each newest first.
 
         :param config: ``thread_id``; with ``checkpoint_ns``, that namespace only; with ``checkpoint_id``, that one.
         :param filter: metadata values the checkpoints must have (compared for equality).
@@ -246,18 +253,37 @@ class JsonlCheckpointSaver(BaseCheckpointSaver[str]):
                 self.threads.rewrite(thread_id, lambda events: maintenance.without_runs(events, runs))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Append every checkpoint and write of one thread to another (skipping checkpoints it already has).
+        """Copy every checkpoint and write of one thread into another (skipping checkpoints it already has).
 
-        A source with nothing stored copies nothing.
+        The copies are merged into the target in ``checkpoint_id`` order, so that its latest checkpoint
+        stays the one with the largest id: appended when they are all newer than what the target holds
+        (or the target is new), else the target's events are replaced in one step with the copies in
+        their place, as in :meth:`delete_for_runs`. A source with nothing stored copies nothing.
         """
         source = self.threads.events(str(source_thread_id))
-        if source:
-            copied = maintenance.copyable(source, self.threads.events(str(target_thread_id)))
-            if copied:
-                self.threads.append(str(target_thread_id), copied)
+        if not source:
+            return
+        target = str(target_thread_id)
+        held = self.threads.events(target)
+        copied = maintenance.copyable(source, held)
+        if not copied:
+            return
+        session_id = self.threads.session_id(target)
+        if session_id is None or maintenance.newer_than_held(held, copied):
+            self.threads.append(target, copied)
+            return
+
+        def merged(events: list[StoredEvent]) -> list[StoredEvent] | None:
+            # Read again under the session's lock: skip what another copy or put stored meanwhile.
+            missing = maintenance.copyable(source, events)
+            if not missing:
+                return None
+            return maintenance.by_checkpoint_id([*events, *self.threads.stored(session_id, missing)])
+
+        self.threads.rewrite(target, merged)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Keep each namespace's latest checkpoint and its writes (``"keep_latest"``), or delete (``"delete"``).
+        """Keep each namespace's latest checkpoint (largest id) and its writes (``"keep_latest"``), or delete.
 
         A thread pruned has its events replaced in one step, as in :meth:`delete_for_runs`.
 

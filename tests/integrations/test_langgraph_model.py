@@ -1,8 +1,8 @@
 """JsonlCheckpointSaver against LangGraph's InMemorySaver: the same puts, writes and deletes read back the same.
 
 Hypothesis draws sequences of operations (forks from earlier checkpoints, two namespaces, repeated and
-special-channel writes); every read of ours, from the saver that wrote and from a fresh one, must equal
-the in-memory saver's.
+special-channel writes, checkpoints put again under their id); every read of ours, from the saver that
+wrote and from a fresh one, must equal the in-memory saver's.
 """
 
 from __future__ import annotations
@@ -46,10 +46,18 @@ writes = st.tuples(
     st.lists(st.tuples(st.sampled_from(CHANNELS), st.integers(0, 9)), min_size=1, max_size=3),
 )
 deletes = st.tuples(st.just("delete"), st.sampled_from(THREADS))
+agains = st.tuples(
+    st.just("again"),  # an earlier checkpoint put again under its id, with other values: it replaces the first
+    st.sampled_from(THREADS),
+    st.sampled_from(NAMESPACES),
+    st.integers(0, 5),
+    st.dictionaries(st.sampled_from(("x", "y")), st.integers(0, 9), max_size=2),
+)
 
 
 def run(saver: BaseCheckpointSaver[Any], operations: list[tuple[Any, ...]], ids: list[str]) -> None:
     stored: dict[tuple[str, str], list[RunnableConfig]] = {}
+    put_under: dict[str, RunnableConfig] = {}  # checkpoint id -> the config it was put with
     made = iter(ids)
     version = itertools.count(1)
     for op in operations:
@@ -67,7 +75,20 @@ def run(saver: BaseCheckpointSaver[Any], operations: list[tuple[Any, ...]], ids:
             versions = {channel: next(version) for channel in values}
             checkpoint["channel_versions"] = dict(versions)
             metadata = {"source": source, "step": len(chain), "parents": {}}
+            put_under[checkpoint["id"]] = config
             chain.append(saver.put(config, checkpoint, metadata, versions))  # type: ignore[arg-type]
+        elif op[0] == "again":
+            _, thread, ns, pick, values = op
+            chain = stored.get((thread, ns), [])
+            if chain:
+                checkpoint_id = chain[min(pick, len(chain) - 1)]["configurable"]["checkpoint_id"]
+                checkpoint = empty_checkpoint()
+                checkpoint["id"] = checkpoint_id
+                checkpoint["channel_values"] = dict(values)
+                versions = {channel: next(version) for channel in values}
+                checkpoint["channel_versions"] = dict(versions)
+                metadata = {"source": "update", "step": -1, "parents": {}}
+                saver.put(put_under[checkpoint_id], checkpoint, metadata, versions)  # type: ignore[arg-type]
         elif op[0] == "writes":
             _, thread, ns, pick, task, pairs = op
             chain = stored.get((thread, ns), [])
@@ -108,7 +129,7 @@ def reads(saver: BaseCheckpointSaver[Any], ids: list[str]) -> list[Any]:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(puts, puts, writes, writes, deletes), max_size=25))
+@given(st.lists(st.one_of(puts, puts, writes, writes, deletes, agains), max_size=25))
 def test_reads_match_the_in_memory_saver(operations: list[tuple[Any, ...]]) -> None:
     # Checkpoint ids grow in the order of the puts, as LangGraph's do.
     ids = [empty_checkpoint()["id"] for _ in operations]

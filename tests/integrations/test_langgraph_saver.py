@@ -19,7 +19,14 @@ pytest.importorskip("langgraph.checkpoint.base", reason="needs the langgraph ext
 
 import msgspec
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import Checkpoint, CheckpointMetadata, empty_checkpoint
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    empty_checkpoint,
+)
+from langgraph.checkpoint.memory import InMemorySaver
 
 from sessions import LocalSessionService, SessionConflict, StoredEvent
 from sessions.integrations._langgraph_events import mapped_session_id
@@ -400,3 +407,92 @@ def test_a_checkpoint_put_while_a_prune_runs_is_never_lost(tmp_path: Path) -> No
         assert [t.metadata["step"] for t in saver.list(config("raced", ns=""))] == [prunes]  # the root's latest only
         assert saver.store.verify("raced").ok
         assert prunes >= 3 and len(list((tmp_path / "trash" / REPLACED).iterdir())) == prunes
+
+
+def seen(found: CheckpointTuple | None) -> Any:
+    """What a read returns, as plain values to compare with the in-memory saver's."""
+    if found is None:
+        return None
+    return (
+        found.config,
+        found.checkpoint["id"],
+        found.checkpoint["channel_values"],
+        found.metadata,
+        found.parent_config,
+        found.pending_writes,
+    )
+
+
+def test_a_checkpoint_put_again_replaces_the_first_copy_as_in_memory(tmp_path: Path) -> None:
+    # LangGraph's own savers key a checkpoint by (thread, ns, checkpoint_id): a second put of the same
+    # id overwrites the first, and the writes of that id, made before or after, all stay with it.
+    first, later = checkpoint(n=1), checkpoint(n=3)
+    later["channel_versions"] = {"n": 3}  # the in-memory saver keeps a value per channel version
+    again: Checkpoint = {**first, "channel_values": {"n": 2}, "channel_versions": {"n": 2}}
+    model = InMemorySaver()
+    with JsonlCheckpointSaver(tmp_path) as saver:
+        for each in (model, saver):
+            stored = each.put(config("t"), first, metadata(0), {"n": 1})
+            each.put_writes(stored, [("n", 10)], task_id="before-the-copy")
+            each.put(stored, later, metadata(1), {"n": 3})
+            each.put(config("t"), again, metadata(0, again=True), {"n": 2})
+            each.put_writes(stored, [("n", 20)], task_id="after-the-copy")
+        for each in (model, saver):
+            assert [t.checkpoint["id"] for t in each.list(config("t"))] == [later["id"], first["id"]]
+        assert [seen(t) for t in saver.list(config("t"))] == [seen(t) for t in model.list(config("t"))]
+        assert seen(saver.get_tuple(config("t", first["id"]))) == seen(model.get_tuple(config("t", first["id"])))
+        assert seen(saver.get_tuple(config("t"))) == seen(model.get_tuple(config("t")))
+
+
+def test_a_copy_into_a_thread_with_newer_checkpoints_keeps_them_latest(tmp_path: Path) -> None:
+    # The source's checkpoints are older (by id) than the target's: the target's newest stays the
+    # latest, the list comes newest first by id, and a prune keeps the newest, as LangGraph's savers do.
+    ids = [empty_checkpoint()["id"] for _ in range(4)]
+    model = InMemorySaver()  # the target as it should read after the copy: all four put into it
+
+    def put_two(each: BaseCheckpointSaver[Any], thread_id: str, first: int) -> None:
+        parent = config(thread_id)
+        for n in (first, first + 1):
+            made = checkpoint(n=n)
+            made["id"], made["channel_versions"] = ids[n], {"n": n}
+            parent = each.put(parent, made, metadata(n), {"n": n})
+            each.put_writes(parent, [("n", n)], task_id=f"task-{n}")
+
+    with JsonlCheckpointSaver(tmp_path) as saver:
+        put_two(saver, "src", 0)
+        put_two(saver, "dst", 2)
+        saver.copy_thread("src", "dst")
+        put_two(model, "dst", 0)
+        put_two(model, "dst", 2)
+        assert [seen(t) for t in saver.list(config("dst"))] == [seen(t) for t in model.list(config("dst"))]
+        assert seen(saver.get_tuple(config("dst"))) == seen(model.get_tuple(config("dst")))
+        assert [t.metadata["step"] for t in saver.list(config("dst"))] == [3, 2, 1, 0]
+        assert saver.store.verify("dst").ok
+        saver.prune(["dst"])
+        assert [seen(t) for t in saver.list(config("dst"))] == [seen(model.get_tuple(config("dst")))]
+
+
+def test_a_thread_deleted_elsewhere_and_its_id_reused_is_left_to_its_new_owner(tmp_path: Path) -> None:
+    # Another process deletes the thread, then the application creates a session of its own under
+    # the same id: this saver, which knew the thread there, must not write into that session.
+    with JsonlCheckpointSaver(tmp_path) as saver, JsonlCheckpointSaver(tmp_path) as other:
+        saver.put(config("t"), checkpoint(), metadata(0), {})
+        other.delete_thread("t")
+        other.store.create_session("t", "/p", None, labels={"app": "mine"})
+        latest = saver.put(config("t"), checkpoint(), metadata(1), {})
+        assert other.store.load_events("t") == []
+        app = other.store.get_session("t")
+        assert app is not None and app.labels == {"app": "mine"}
+        # The thread goes on at its uuid5 id, as a thread whose id is taken does from its first put.
+        assert saver.threads.session_id("t") == mapped_session_id("t")
+        for each in (saver, other):
+            found = each.get_tuple(config("t"))
+            assert found is not None and found.config == latest and found.metadata["step"] == 1
+
+        # Nor may it delete or prune that session, for a thread it remembered there.
+        saver.put(config("u"), checkpoint(), metadata(0), {})
+        other.delete_thread("u")
+        other.store.create_session("u", "/p", None, labels={"app": "mine"})
+        saver.prune(["u"])
+        saver.delete_thread("u")
+        assert other.store.get_session("u") is not None
