@@ -47,6 +47,15 @@ class AdkEvent(EventBase, frozen=True, kw_only=True):
     author: str = ""
 
 
+class _EventId(msgspec.Struct):
+    """Only the id of a stored ADK event's JSON (the stale check of a session without a marker needs no more)."""
+
+    id: str = ""
+
+
+_decode_event_id: Final = msgspec.json.Decoder(_EventId).decode
+
+
 class Stale(Exception):
     """The session given to ``append_event`` is not the stored one's latest revision."""
 
@@ -192,26 +201,41 @@ class AdkLogs:
         return Read(stored, events, self.merged_state(app, user, self.state_of(stored.id)))
 
     def _events(self, log_id: str, recent: int | None, after: float | None) -> list[str]:
-        """The events' JSON, read backward from the end of the log: windows growing fourfold while the oldest
-        event read is still at or after ``after`` (ADK stamps events as it makes them, so times only grow)."""
+        """The events' JSON, read backward from the end of the log in windows growing fourfold: the last
+        ``recent``, then (as ``InMemorySessionService``) those after the last one stamped before ``after``.
+
+        Events of other types in the log are skipped. The log keeps microseconds: an event stamped in the same
+        microsecond as ``after`` is kept here, and cut by its exact timestamp when it is parsed.
+        """
         if recent == 0:
             return []
-        window = recent
-        if after is not None:
-            since = stamp(after)
-            window = max(recent or 0, _FIRST_WINDOW)
+        since = stamp(after) if after is not None else None
+        window = recent if since is None else max(recent or 0, _FIRST_WINDOW)
         while True:
             read = self.store.load_events(log_id, last=window)
             mine = [e for e in read if e.event_type == AdkEvent.TYPE]
-            if after is None:
-                if window is None or len(mine) >= window or len(read) < window:
-                    break
-            elif len(read) < (window or 0) or read[0].created_at < since:
-                mine = [e for e in mine if e.created_at >= since]
-                break
+            done = window is None or len(read) < window  # the whole log is read
+            if recent is not None and len(mine) >= recent:
+                mine, done = mine[-recent:], True
+            if since is not None:
+                before = [n for n, e in enumerate(mine) if e.created_at < since]
+                if before:  # the last event stamped before ``after`` is in the window: what follows it is all
+                    mine, done = mine[before[-1] + 1 :], True
+            if done:
+                return [e.event_data for e in mine]
             window = (window or _FIRST_WINDOW) * 4
-        data = [e.event_data for e in mine]
-        return data[-recent:] if recent else data
+
+    def last_event_id(self, log_id: str) -> str | None:
+        """The ADK id of the log's last ADK event (None if it has none), read backward from the end."""
+        window = 1
+        while True:
+            read = self.store.load_events(log_id, last=window)
+            mine = [e for e in read if e.event_type == AdkEvent.TYPE]
+            if mine:
+                return _decode_event_id(mine[-1].event_data).id
+            if len(read) < window:
+                return None
+            window *= 4
 
     def sessions(self, app: str, user: str | None) -> list[tuple[StoredSession, dict[str, Any]]]:
         """The app's sessions (of one user, or all), found by their labels in the index, each with its state."""
@@ -242,14 +266,17 @@ class AdkLogs:
         user: str,
         session_id: str,
         marker: str | None,
-        last_update_time: float,
+        revision: tuple[float, str | None],
         event_json: str,
         event: tuple[str, float],
         state_delta: Mapping[str, Any],
     ) -> tuple[str, dt.datetime]:
         """Append an event with its session state (one write), then the app and user state it changes.
 
-        :param marker: the head the caller's session was read at (None: compare ``last_update_time``).
+        :param marker: the head the caller's session was read at (None: a session made by hand, checked by
+            ``revision``).
+        :param revision: the caller's session's ``last_update_time`` and the id of its last event (None if it
+            has none).
         :param event: the event's invocation id and timestamp.
         :returns: the new head (the event's id in the log) and its time: the session's new revision.
         :raises Stale: if the stored session moved on since the caller's copy.
@@ -265,7 +292,7 @@ class AdkLogs:
             head = stored.head_id or ""
             if marker is not None and marker != head:
                 raise Stale
-            if marker is None and stored.updated_at.timestamp() > last_update_time + 1e-6:
+            if marker is None and not self._matches(stored, *revision):
                 raise Stale
             app_delta, user_delta, session_delta = split_state(state_delta)
             invocation, timestamp = event
@@ -286,6 +313,14 @@ class AdkLogs:
             # Shared state only once the event is in: a refused event never changes it.
             self.write_shared(app, user, app_delta, user_delta)
         return record.id, record.created_at
+
+    def _matches(self, stored: StoredSession, last_update_time: float, last_event_id: str | None) -> bool:
+        """Whether a session without a marker is at the log's revision, as ADK's ``DatabaseSessionService``
+        decides: not updated since its ``last_update_time``, or its last event is the log's last ADK event
+        (none stored, for a session without events). A Session built by hand, or rebuilt from JSON, passes."""
+        if stored.updated_at.timestamp() <= last_update_time + 1e-6:
+            return True
+        return self.last_event_id(stored.id) == last_event_id
 
     def write_shared(self, app: str, user: str, app_delta: dict[str, Any], user_delta: dict[str, Any]) -> None:
         """Write app and user state, each to its own log (one write each, the log created by its first)."""

@@ -40,8 +40,9 @@ _STALE: Final = (
 
 def _session(app: str, user: str, session_id: str, read: Read, after: float | None = None) -> Session:
     events = [Event.model_validate_json(data) for data in read.events]
-    if after is not None:  # the log keeps microseconds: drop what a finer timestamp puts before ``after``
-        events = [event for event in events if event.timestamp >= after]
+    if after is not None:  # the log keeps microseconds: cut at what a finer timestamp puts before ``after``
+        before = [n for n, event in enumerate(events) if event.timestamp < after]
+        events = events[before[-1] + 1 :] if before else events
     session = Session(
         id=session_id,
         app_name=app,
@@ -206,7 +207,7 @@ class JsonlSessionService(BaseSessionService):
                 session.user_id,
                 session.id,
                 marker,
-                session.last_update_time,
+                (session.last_update_time, session.events[-1].id if session.events else None),
                 event.model_dump_json(exclude_none=True),
                 (event.invocation_id, event.timestamp),
                 delta,

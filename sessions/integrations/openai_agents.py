@@ -189,6 +189,8 @@ class JsonlSession:
         return self.store.sync
 
     def _find(self) -> str | None:
+        """The id of the log holding this session: the cached one, or the first candidate labelled as this
+        session (read from the index, with its head)."""
         if self._log_id is None:
             for candidate in _candidates(self.session_id):
                 stored = self._sync.get_session(candidate)
@@ -198,25 +200,43 @@ class JsonlSession:
                     break
         return self._log_id
 
+    def _find_again(self) -> str | None:
+        """:meth:`_find` without the cached id: another process may have cleared the session, and another
+        session (the application's, or this one at its other id) may hold the cached id now."""
+        self._forget()
+        return self._find()
+
     def _forget(self) -> None:
         self._log_id, self._head, self._head_known = None, None, False
 
     def _get_items(self, limit: int | None) -> list[Any]:
-        log_id = self._find()
-        if log_id is None:
-            return []
+        for _ in range(2):
+            cached = self._log_id is not None
+            log_id = self._find()
+            if log_id is None:
+                return []
+            try:
+                found, head = self._read_items(log_id, limit)
+            except SessionNotFound:  # cleared by another process: it may have started anew at its other id
+                self._forget()
+                continue
+            if found or not cached:
+                self._head, self._head_known = head, True
+                return found
+            # No items in the cached log: it may be another session now (one of an id cleared, then reused).
+            self._forget()
+        return []
+
+    def _read_items(self, log_id: str, limit: int | None) -> tuple[list[Any], str | None]:
+        """The log's items (the last ``limit``) and its head: windows from the end, growing fourfold while
+        events of other types keep the items in one short of ``limit``."""
         window = limit
         while True:
-            try:
-                conversation = self._sync.load_conversation(log_id, last=window)
-            except SessionNotFound:  # cleared by another process
-                self._forget()
-                return []
+            conversation = self._sync.load_conversation(log_id, last=window)
             found = [item for item in map(_item_of, conversation.events) if item is not None]
-            if window is None or len(found) >= window or len(conversation.events) < window:
-                self._head, self._head_known = conversation.head_id, True
-                return found if limit is None else found[-limit:]
-            window *= 4  # events of other types in the window: look further back
+            if window is None or limit is None or len(found) >= limit or len(conversation.events) < window:
+                return (found if limit is None else found[-limit:]), conversation.head_id
+            window *= 4
 
     def _add_items(self, data: list[str]) -> None:
         ids = [new_id() for _ in data]
@@ -227,17 +247,13 @@ class JsonlSession:
                     return
                 continue
             if not self._head_known:
-                stored = self._sync.get_session(log_id)
-                if stored is None:
-                    self._forget()
-                    continue
-                self._head, self._head_known = stored.head_id, True
+                self._find_again()
+                continue
             try:
                 self._sync.append_events(log_id, self._chain(log_id, data, ids, self._head))
-            except SessionConflict:  # another process appended: read its head and go after it
-                self._head_known = False
-                continue
-            except SessionNotFound:
+            except (SessionConflict, SessionNotFound):
+                # Another process appended (read its head, go after it) or cleared the session; then another
+                # session may hold the id: find the log again by its label, never append to the id blindly.
                 self._forget()
                 continue
             self._head = ids[-1]
@@ -283,7 +299,7 @@ class JsonlSession:
         return chained
 
     def _pop_item(self) -> Any:
-        log_id = self._find()
+        log_id = self._find_again()  # a rewind of the cached id could rewind another session that took it
         if log_id is None:
             return None
         try:
@@ -307,7 +323,7 @@ class JsonlSession:
             return None
 
     def _clear(self) -> None:
-        log_id = self._find()
+        log_id = self._find_again()  # the cached id may be another session's now: never delete that one
         if log_id is not None:
             with contextlib.suppress(SessionNotFound):  # cleared by another process: the same outcome
                 self._sync.delete_session(log_id)

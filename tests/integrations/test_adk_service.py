@@ -18,14 +18,16 @@ from google.adk.errors import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events import Event, EventActions
-from google.adk.sessions import Session
+from google.adk.sessions import BaseSessionService, DatabaseSessionService, InMemorySessionService, Session
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
+from eventlog import new_id
 from sessions import LocalSessionService
 from sessions.errors import SessionWriteError
-from sessions.integrations._adk_logs import candidates
+from sessions.integrations._adk_logs import AdkEvent, candidates, stamp
 from sessions.integrations.adk import EVENT_TYPES, JsonlSessionService
+from sessions.models import StoredEvent
 
 _T = TypeVar("_T")
 APP = "app"
@@ -349,3 +351,122 @@ def test_a_cancelled_append_either_landed_or_not(tmp_path: Path) -> None:
             assert after.state.get("n") == (n if landed else after.state.get("n"))
 
     run(scenario, tmp_path)
+
+
+async def hand_built_appends(service: BaseSessionService) -> list[str]:
+    """Append through Sessions not read from ``service`` (no revision marker): what ADK's services accept."""
+
+    async def outcome(session: Session, text: str) -> str:
+        try:
+            await service.append_event(session, event(text))
+        except StaleSessionError:
+            return "stale"
+        return "ok"
+
+    await service.create_session(app_name=APP, user_id="u", session_id="hb")
+    got = [await outcome(Session(id="hb", app_name=APP, user_id="u"), "no events, time 0")]
+    stored = await service.get_session(app_name=APP, user_id="u", session_id="hb")
+    assert stored is not None
+    got.append(await outcome(Session(id="hb", app_name=APP, user_id="u", events=list(stored.events)), "its events"))
+    stored = await service.get_session(app_name=APP, user_id="u", session_id="hb")
+    assert stored is not None
+    got.append(await outcome(Session.model_validate_json(stored.model_dump_json()), "rebuilt from JSON"))
+    got.append(await outcome(Session(id="hb", app_name=APP, user_id="u"), "no events, but some are stored"))
+    behind = Session(id="hb", app_name=APP, user_id="u", events=list(stored.events))
+    got.append(await outcome(behind, "one event behind"))
+    final = await service.get_session(app_name=APP, user_id="u", session_id="hb")
+    return [*got, *texts(final)]
+
+
+def test_hand_built_sessions_as_adk_services_take_them(tmp_path: Path) -> None:
+    async def main() -> None:
+        in_memory = await hand_built_appends(InMemorySessionService())
+        assert in_memory[:3] == ["ok", "ok", "ok"]  # it never refuses a session as stale
+        database = DatabaseSessionService(f"sqlite+aiosqlite:///{tmp_path / 'adk.db'}")
+        expected = await hand_built_appends(database)
+        await database.close()
+        assert expected == ["ok", "ok", "ok", "stale", "stale", "no events, time 0", "its events", "rebuilt from JSON"]
+        async with JsonlSessionService(tmp_path / "jsonl") as service:
+            assert await hand_built_appends(service) == expected
+
+    asyncio.run(main())
+
+
+def foreign_events_between(sync: LocalSessionService, log_id: str, count: int) -> None:
+    """Append ``count`` ADK events (text ``e<n>``, at 1000 + n) to a log, each followed by an event of another type."""
+    head = sync.get_session(log_id)
+    assert head is not None
+    parent, records = head.head_id, []
+    for n in range(count):
+        adk = event(f"e{n}", at=1000.0 + n)
+        for event_type, data in [(AdkEvent.TYPE, adk.model_dump_json(exclude_none=True)), ("app_note", '{"n":1}')]:
+            records.append(
+                StoredEvent(
+                    id=new_id(),
+                    session_id=log_id,
+                    parent_id=parent,
+                    invocation_id="inv",
+                    event_type=event_type,
+                    event_data=data,
+                    created_at=stamp(1000.0 + n),
+                )
+            )
+            parent = records[-1].id
+    sync.append_events(log_id, records)
+
+
+def test_recent_events_between_other_events_read_few_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario(service: JsonlSessionService) -> None:
+        await service.create_session(app_name=APP, user_id="u", session_id="mixed")
+        await service.store.run(foreign_events_between, service.store.sync, "mixed", 500)
+        asked: list[int | None] = []
+        real = service.store.sync.load_events
+
+        def spy(session_id: str, *, last: int | None = None, from_compaction: bool = False) -> Any:
+            asked.append(last)
+            return real(session_id, last=last, from_compaction=from_compaction)
+
+        monkeypatch.setattr(service.store.sync, "load_events", spy)
+        assert texts(await get(service, "u", "mixed", num_recent_events=2)) == ["e498", "e499"]
+        assert asked == [2, 8]  # two events of the four in the second window are ADK's: enough
+        asked.clear()
+        assert texts(await get(service, "u", "mixed", num_recent_events=3, after_timestamp=1400.0)) == [
+            "e497",
+            "e498",
+            "e499",
+        ]
+        assert asked == [32]
+        assert len(texts(await get(service, "u", "mixed", num_recent_events=600))) == 500
+
+    run(scenario, tmp_path)
+
+
+async def after_timestamps(service: BaseSessionService) -> list[list[str]]:
+    """Events stamped out of order (10, 30, 20, 40), read with ``after_timestamp`` and ``num_recent_events``."""
+    await service.create_session(app_name=APP, user_id="u", session_id="order")
+    for at in (10.0, 30.0, 20.0, 40.0):
+        session = await service.get_session(app_name=APP, user_id="u", session_id="order")
+        assert session is not None
+        await service.append_event(session, event(f"at {at:g}", at=at))
+    configs: list[dict[str, Any]] = [
+        {"after_timestamp": 25.0},
+        {"after_timestamp": 15.0},
+        {"after_timestamp": 5.0},
+        {"after_timestamp": 50.0},
+        {"after_timestamp": 30.0},
+        {"after_timestamp": 25.0, "num_recent_events": 3},
+        {"after_timestamp": 15.0, "num_recent_events": 2},
+    ]
+    return [
+        texts(await service.get_session(app_name=APP, user_id="u", session_id="order", config=GetSessionConfig(**c)))
+        for c in configs
+    ]
+
+
+def test_after_timestamp_out_of_order_as_in_memory_service(tmp_path: Path) -> None:
+    async def main() -> None:
+        expected = await after_timestamps(InMemorySessionService())
+        async with JsonlSessionService(tmp_path) as service:
+            assert await after_timestamps(service) == expected
+
+    asyncio.run(main())

@@ -15,9 +15,11 @@ pytest.importorskip("agents", reason="needs the openai-agents extra (make test i
 from agents.memory import SQLiteSession
 from agents.memory.session import Session
 
+from eventlog import new_id, utcnow
 from sessions import LocalSessionService, SessionManager, Text
 from sessions.aio import AsyncLocalSessionService
 from sessions.integrations.openai_agents import EVENT_TYPES, SESSION_KEY, JsonlSession, mapped_session_id
+from sessions.models import StoredEvent
 
 
 def msg(n: int, role: str = "user") -> Any:
@@ -298,3 +300,91 @@ def test_a_cancelled_add_wrote_all_or_nothing(tmp_path: Path) -> None:
             assert (await session.get_items(limit=1)) == [msg(99)]
 
     run(scenario())
+
+
+def test_a_limit_between_other_events_reads_few_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        session = JsonlSession("notes", tmp_path, durability="flush")
+        await session.add_items([msg(0)])
+        log_id = session.log_id
+        assert log_id is not None
+        sync = session.store.sync
+        stored = sync.get_session(log_id)
+        assert stored is not None
+        parent, records = stored.head_id, []
+        for n in range(1, 1000):  # each item followed by an event of another type
+            for event_type, data in [
+                ("openai_agents_item", f'{{"item":{{"role":"user","content":"m{n}"}}}}'),
+                ("app_note", "{}"),
+            ]:
+                records.append(
+                    StoredEvent(
+                        id=new_id(),
+                        session_id=log_id,
+                        parent_id=parent,
+                        invocation_id="inv",
+                        event_type=event_type,
+                        event_data=data,
+                        created_at=utcnow(),
+                    )
+                )
+                parent = records[-1].id
+        sync.append_events(log_id, records)
+        fresh = JsonlSession("notes", session.store)
+        asked: list[int | None] = []
+        real = sync.load_conversation
+
+        def spy(session_id: str, *, last: int | None = None, from_compaction: bool = False) -> Any:
+            asked.append(last)
+            return real(session_id, last=last, from_compaction=from_compaction)
+
+        monkeypatch.setattr(sync, "load_conversation", spy)
+        assert await fresh.get_items(limit=2) == [msg(998), msg(999)]
+        assert asked == [2, 8]  # four items in the second window: enough
+        assert len(await fresh.get_items(limit=1500)) == 1000
+        await session.close()
+
+    run(scenario())
+
+
+def test_a_session_cleared_and_its_id_taken_by_the_application(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        one, two = JsonlSession("main", tmp_path), JsonlSession("main", tmp_path)
+        await one.add_items([msg(1)])
+        assert await one.get_items() == [msg(1)] and one.log_id == "main"
+        await two.clear_session()
+        # The application makes its own session of that id: one's cached log id is no longer the SDK session's.
+        with LocalSessionService.open(tmp_path) as sync:
+            SessionManager.create_new(sync, session_id="main").persist_events([Text("the app's own")])
+        await one.add_items([msg(2)])
+        assert one.log_id == mapped_session_id("main")
+        assert await two.get_items() == [msg(2)]
+        assert await one.get_items() == [msg(2)]
+        three = JsonlSession("main", tmp_path)
+        assert await three.get_items() == [msg(2)]
+        # The SDK session is cleared and the app's session deleted: the next add takes the id "main" again.
+        await three.clear_session()
+        with LocalSessionService.open(tmp_path) as sync:
+            assert [type(e).__name__ for e in sync.load_conversation("main").events] == ["Text"]  # untouched
+            sync.delete_session("main")
+        await three.add_items([msg(3)])
+        assert three.log_id == "main"
+        assert await one.get_items() == [msg(3)]  # one's cached (mapped) log is gone: found at its other id
+
+    run(scenario())
+
+
+def test_pop_and_clear_leave_an_application_session_of_that_id_alone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        one, two = JsonlSession("app", tmp_path), JsonlSession("app", tmp_path)
+        await one.add_items([msg(1)])
+        await two.clear_session()
+        with LocalSessionService.open(tmp_path) as sync:
+            SessionManager.create_new(sync, session_id="app").persist_events([Text("a"), Text("b")])
+        assert await one.pop_item() is None
+        await one.clear_session()
+        assert await one.get_items() == []
+
+    run(scenario())
+    with LocalSessionService.open(tmp_path) as sync:
+        assert [type(e).__name__ for e in sync.load_conversation("app").events] == ["Text", "Text"]
