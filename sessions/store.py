@@ -408,8 +408,12 @@ class LocalSessionService:
         self._append_fact(session_id, FACT_SERVER_SESSION, require_str(server_session_id, "server_session_id"))
 
     def archive(self, session_id: str) -> None:
-        """Mark the session archived (``archived_at`` = now). Nothing is deleted."""
-        self._append_fact(session_id, FACT_ARCHIVED, True)
+        """Mark the session archived (``archived_at`` = now). Nothing is deleted.
+
+        Writes nothing if it is archived already: ``archived_at`` keeps its first time (``gc`` counts from it).
+        """
+        if self._summary(session_id)[0].archived_at is None:
+            self._append_fact(session_id, FACT_ARCHIVED, True)
 
     def unarchive(self, session_id: str) -> None:
         """Clear the archive flag (writes nothing if the session is not archived)."""

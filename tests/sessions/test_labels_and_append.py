@@ -170,3 +170,15 @@ def test_a_log_deleted_and_created_again_is_read_afresh_by_every_store(tmp_path:
     mine.close()  # saves its rows: they must not bring the old header back
     fresh = _open(tmp_path).get_session("shared")
     assert fresh is not None and (fresh.labels, fresh.directory) == ({"owner": "other"}, "/second")
+
+
+def test_archiving_twice_keeps_the_first_time_and_writes_nothing(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    store.create_session("a", None, None)
+    store.archive("a")
+    first = store.get_session("a")
+    size = store.log_path("a").stat().st_size
+    store.archive("a")
+    again = store.get_session("a")
+    assert first is not None and again is not None and again.archived_at == first.archived_at
+    assert store.log_path("a").stat().st_size == size
