@@ -84,7 +84,15 @@ def _import(args: argparse.Namespace, root: Path) -> int:
         return _import_from(args, root)
     if getattr(args, "more", None):
         raise UsageError("several files are imported with --from claude-code|codex|pi; a jsonl log one at a time")
-    return COMMANDS["import"](args, root)
+    try:
+        return COMMANDS["import"](args, root)
+    except ImportRefused as exc:
+        tool = importers.detect(Path(args.file)) if args.file != "-" else None
+        if tool is None:
+            raise
+        raise ImportRefused(
+            f"{exc}. It looks like a {tool} session file: import it with --from {tool} or --from auto"
+        ) from exc
 
 
 def _export(args: argparse.Namespace, root: Path) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Final
 
-from sessions.errors import ImportRefused
+from sessions.errors import ImportRefused, SessionsError
 from sessions.importers import claude_code, codex, pi
 from sessions.importers._source import ExportRefused, ImportedRecord, ImportResult, export_lines
 from sessions.importers.claude_code import ClaudeCodeRecord
@@ -108,15 +108,34 @@ def import_file(store: LocalSessionService, fmt: str, path: Path) -> list[Import
 
     A session the store holds already is left as it is (``status="exists"``): importing twice creates nothing new.
 
-    :raises ImportRefused: if the file is not a session file of that tool; nothing of it is written.
+    :raises ImportRefused: if the file is not a session file of that tool (or is one of another tool's, or is
+        empty), or cannot be read as one; nothing of it is written.
     """
+    if fmt != AUTO:
+        _tool(fmt)  # an unknown format is a ValueError before the file is read
+    detected = detect(path)
     if fmt == AUTO:
-        detected = detect(path)
         if detected is None:
             raise ImportRefused(f"{path} is not a session file of {', '.join(FORMATS)}; nothing was imported")
         fmt = detected
+    elif detected is not None and detected != fmt:
+        # Read as the wrong tool's, a file imports as garbage (no folder, no view, no export) and then makes
+        # the right import a skip, since the store holds its session id already.
+        raise ImportRefused(
+            f"{path} looks like a {detected} session file, not a {fmt} one; nothing was imported. "
+            f"Import it with --from {detected} or --from auto"
+        )
     module, _ = _tool(fmt)
-    results: list[ImportResult] = module.import_file(store, path)
+    try:
+        results: list[ImportResult] = module.import_file(store, path)
+    except SessionsError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        # A line shaped as no version of the tool writes it: one line naming the file, never a traceback.
+        raise ImportRefused(
+            f"{path} cannot be read as a {fmt} session file ({type(exc).__name__}: {exc}); "
+            "nothing more of it was imported"
+        ) from exc
     return results
 
 

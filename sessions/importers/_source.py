@@ -22,10 +22,11 @@ import msgspec
 
 from eventlog import new_id
 from sessions.errors import ImportRefused, InvalidSessionId, SessionExists, SessionsError
-from sessions.events import Compaction, EventBase
+from sessions.events import Compaction, EventBase, UserMessage
 from sessions.models import StoredEvent
 from sessions.protocol import check_session_id
 from sessions.store import LocalSessionService
+from sessions.titles import TITLE_KEY, one_line
 
 __all__ = [
     "ExportRefused",
@@ -112,7 +113,7 @@ def read_lines(path: Path) -> list[tuple[int, bytes]]:
     """The non-blank lines of ``path`` with their 1-based numbers, each checked to be a JSON object.
 
     :raises ImportRefused: naming the first line that is not (a torn last line included: the tool may still be
-        writing the file; import it once it is done).
+        writing the file; import it once it is done), or if the file has no line.
     """
     try:
         data = path.read_bytes()
@@ -126,6 +127,12 @@ def read_lines(path: Path) -> list[tuple[int, bytes]]:
         if not line.lstrip().startswith(b"{"):
             raise ImportRefused(f"{path}, line {number}: not a JSON object; nothing was imported")
         out.append((number, line))
+    if not out:
+        # A tool creates the file before its first line: imported now, it would be a session of no events that
+        # every later import of the real file skips.
+        raise ImportRefused(
+            f"{path} is empty: not a session file yet; nothing was imported. Import it once the tool has written to it"
+        )
     return out
 
 
@@ -227,7 +234,9 @@ def _event_data(line: SourceLine, tag: str) -> str:
 def save(store: LocalSessionService, source: Source, record: type[ImportedRecord]) -> ImportResult:
     """Create the source's session in one write, unless the store holds it already.
 
-    :raises ImportRefused: if the file is not valid UTF-8 or a line is not valid JSON; nothing is written.
+    The session's metadata ``title`` is its first user message, on one line, so that lists and pickers name it.
+
+    :raises ImportRefused: if a line is not valid UTF-8 or not valid JSON; nothing is written.
     """
     result = ImportResult(
         path=str(source.path),
@@ -240,13 +249,14 @@ def save(store: LocalSessionService, source: Source, record: type[ImportedRecord
         return result
     try:
         events = _events(source, record, new_id())
+        title = _title(source, record)
         store.create_session(
             source.session_id,
             source.directory,
             None,
             labels=source.labels,
             events=events,
-            metadata=source.metadata,
+            metadata=source.metadata | ({TITLE_KEY: title} if title else {}),
             created_at=source.created_at or (events[0].created_at if events else None),
             head_id=events[-1].id if events else None,
         )
@@ -255,8 +265,49 @@ def save(store: LocalSessionService, source: Source, record: type[ImportedRecord
     except (UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, SessionsError):
             raise
-        raise ImportRefused(f"{source.path}: {exc}; nothing was imported") from exc
+        raise ImportRefused(_refusal(source, exc)) from exc
     return msgspec.structs.replace(result, status="imported")
+
+
+_TITLE_LENGTH: Final = 100
+
+
+def _title(source: Source, record: type[ImportedRecord]) -> str | None:
+    """The text of the first user message of the standard view, on one line, or None."""
+    for line in source.lines:
+        if line.compaction is not None:
+            continue
+        try:
+            shown = record(line=msgspec.Raw(line.raw)).standard()
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            continue  # refused by the store in a moment, naming the line
+        for event in shown:
+            if isinstance(event, UserMessage) and event.content.strip():
+                return one_line(event.content, _TITLE_LENGTH)
+    return None
+
+
+def _refusal(source: Source, exc: Exception) -> str:
+    """What is wrong with the source, naming its first bad line, and what to do."""
+    for line in source.lines:
+        try:
+            line.raw.decode()
+        except UnicodeDecodeError as bad:
+            return (
+                f"{source.path}, line {line.number}: not UTF-8 text (byte {bad.start + 1} of the line); "
+                "nothing was imported"
+            )
+        try:
+            _any.decode(line.raw)
+        except msgspec.DecodeError as bad:
+            where = f"{source.path}, line {line.number}: not valid JSON ({bad})"
+            if line is source.lines[-1]:
+                return (
+                    f"{where}; the tool may still be writing it: import it once the session has ended, or remove "
+                    "the torn last line; nothing was imported"
+                )
+            return f"{where}; nothing was imported"
+    return f"{source.path}: {exc}; nothing was imported"
 
 
 class _Line(msgspec.Struct):

@@ -203,28 +203,49 @@ def _import_subagent(
 def _task_call(lines: list[tuple[bytes, _Line]], agent: str) -> str | None:
     """The uuid of the line holding the Task tool call that ran sub-agent ``agent``, if the session names it."""
     needle = agent.encode()
-    call_id: str | None = None
+    call_id: object = None
     for raw, _ in lines:
         if needle not in raw:
             continue
-        value = _any.decode(raw)
+        value = _object(raw)
         result = value.get("toolUseResult")
         if isinstance(result, dict) and result.get("agentId") == agent:
-            blocks = (value.get("message") or {}).get("content")
-            call_id = next((b.get("tool_use_id") for b in blocks or () if isinstance(b, dict)), None)
-        elif value.get("type") == "progress" and (value.get("data") or {}).get("agentId") == agent:
+            blocks = _dict(value.get("message")).get("content")
+            call_id = next((b.get("tool_use_id") for b in _list(blocks) if isinstance(b, dict)), None)
+        elif value.get("type") == "progress" and _dict(value.get("data")).get("agentId") == agent:
             call_id = value.get("parentToolUseID")
         if isinstance(call_id, str):
             break
-    if call_id is None:
+    if not isinstance(call_id, str):
         return None
     needle = call_id.encode()
     for raw, line in lines:
         if needle in raw and line.type == "assistant":
-            content = (_any.decode(raw).get("message") or {}).get("content")
-            if any(isinstance(b, dict) and b.get("id") == call_id for b in content or ()):
+            content = _dict(_object(raw).get("message")).get("content")
+            if any(isinstance(b, dict) and b.get("id") == call_id for b in _list(content)):
                 return line.uuid if isinstance(line.uuid, str) else None
     return None
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    """The line as a dict; empty if it is not one, or not JSON at all.
+
+    The session file of a running session ends in a torn line, and the main session, imported earlier, is not
+    read again (so not refused) when a new sub-agent of it is imported: its lines are searched as they are.
+    """
+    try:
+        value = _any.decode(raw)
+    except msgspec.DecodeError:
+        return {}
+    return _dict(value)
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _read(path: Path, *, session_id: str | None = None) -> tuple[Source, list[tuple[bytes, _Line]]]:
@@ -236,7 +257,7 @@ def _read(path: Path, *, session_id: str | None = None) -> tuple[Source, list[tu
         except msgspec.DecodeError:
             lines.append((raw, _Line()))  # kept verbatim all the same, chained after the line before it
     summaries = {
-        line.parentUuid: text_of(((_any.decode(raw).get("message")) or {}).get("content"))
+        line.parentUuid: text_of(_dict(_object(raw).get("message")).get("content"))
         for raw, line in lines
         if line.isCompactSummary and isinstance(line.parentUuid, str)
     }
