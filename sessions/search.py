@@ -1,27 +1,49 @@
 """Searching event content across a store, at close to the speed of ``grep`` over the logs.
 
-A regular expression is matched against the text values of each event's payload (a message, a tool's
-output, a command), not against the JSON around them. Decoding every line of every log would cost far more
-than reading it, so the log bytes are scanned first for a literal the pattern cannot match without (its
-longest run of plain characters, found in its parsed form): only lines that hold it are decoded and
-matched for real. The literal is made of printable ASCII other than ``"``, ``\\`` and ``/``, the
-characters a JSON encoder may escape, so a line whose decoded text matches always holds it as bytes. A
-pattern without such a literal (``.*``, ``\\d+``) is matched against every event, which is slower.
+A regular expression is matched against the content of each event as the standard events it stands for (an
+imported tool's line as the messages, tool calls and results it holds): what the user and the assistant said,
+a tool call's name and input (as compact JSON), a tool's output, reasoning, a compaction's summary. Ids,
+times, working folders, a line's ``type`` and an imported line's other fields are not content.
+
+Decoding every line of every log would cost far more than reading it, so the log bytes are scanned first for
+a literal the pattern cannot match without (its longest run of plain characters, found in its parsed form):
+only lines that hold it are decoded and matched for real. The literal is made of printable ASCII that
+appears in a log line as itself wherever the content has it: not ``"``, ``\\`` and ``/`` (a JSON encoder may
+escape them), nor ``:,[]{}`` (a tool call's input is matched as compact JSON, which another tool's file may
+have spaced out), and, ignoring case, no letter that ``re`` also matches with a character outside ASCII
+(``i``: U+0130 and U+0131; ``k``: the Kelvin sign; ``s``: the long s). A pattern without such a literal
+(``.*``, ``\\d+``) is matched against every event, which is slower.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import mmap
 import os
 import re
-from collections.abc import Collection, Iterator
+import string
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 import msgspec
 
 from eventlog import KIND_EVENT, decode_record
+from sessions.events import (
+    EVENT_TYPES,
+    Compaction,
+    EventBase,
+    OutOfBandOutput,
+    Reasoning,
+    SkillInvocation,
+    SystemContext,
+    Text,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+    deserialize_event,
+)
 
 __all__ = ["Hit", "Searcher", "required_literals"]
 
@@ -29,11 +51,12 @@ __all__ = ["Hit", "Searcher", "required_literals"]
 _parser: Any = __import__("re._parser", fromlist=["parse"])
 _constants: Any = __import__("re._constants", fromlist=["LITERAL"])
 
-_SAFE: Final = frozenset(c for c in range(0x20, 0x7F) if chr(c) not in '"\\/')
-"""Characters every JSON encoder writes as themselves."""
+_SAFE: Final = frozenset(c for c in range(0x20, 0x7F) if chr(c) not in '"\\/:,[]{}')
+"""Characters a log line holds as themselves wherever the searched text has them (see the module's text)."""
 _SNIPPET_BEFORE: Final = 30
 _SNIPPET_AFTER: Final = 60
-_values: Final = msgspec.json.Decoder()
+_compact: Final = msgspec.json.Encoder()
+_WHITESPACE: Final = re.compile(r"\s+")
 
 
 class Hit(NamedTuple):
@@ -52,34 +75,56 @@ class Hit(NamedTuple):
 def required_literals(pattern: str, flags: int = 0) -> list[str] | None:
     """Strings one of which every match of ``pattern`` contains, as plain safe characters; None if there are none.
 
-    A case-insensitive pattern gives none if a literal has letters whose case folds outside ASCII (``k``, ``s``).
+    Where case is ignored, a literal holds no letter that ``re`` also matches with a character outside ASCII
+    (``i``, ``k``, ``s``).
     """
+    found = _literals(pattern, flags)
+    return [text for text, _ in found] or None
+
+
+def _literals(pattern: str, flags: int) -> list[tuple[str, bool]]:
+    """:func:`required_literals`, each with whether it came from a part of the pattern that ignores case."""
     parsed = _parser.parse(pattern, flags)
-    ignore_case = bool(parsed.state.flags & re.IGNORECASE)
-    found = _required(list(parsed), ignore_case)
-    return found or None
+    return _required(list(parsed), bool(parsed.state.flags & re.IGNORECASE))
 
 
-def _required(items: list[tuple[Any, Any]], ignore_case: bool) -> list[str]:
-    """The best set of alternatives one of which a match of this sequence must contain ([] if none)."""
+@functools.cache
+def _folding_outside_ascii() -> frozenset[str]:
+    """The ASCII letters ``re``, ignoring case, also matches with a character outside ASCII, asked of ``re``.
+
+    Only the Basic Multilingual Plane is asked (7 ms, not 250): no character beyond it has a case mapping
+    into ASCII.
+    """
+    others = "".join(map(chr, range(0x80, 0xD800))) + "".join(map(chr, range(0xE000, 0x10000)))
+    found = set(re.findall("[a-z]", others, re.IGNORECASE))
+    return frozenset(
+        letter for letter in string.ascii_letters if any(re.fullmatch(letter, other, re.IGNORECASE) for other in found)
+    )
+
+
+def _required(items: list[tuple[Any, Any]], ignore_case: bool) -> list[tuple[str, bool]]:
+    """The best set of alternatives one of which a match of this sequence must contain ([] if none), each with
+    whether case is ignored where it was found."""
     c = _constants
-    best: list[str] = []
+    best: list[tuple[str, bool]] = []
     run = ""
+    unsafe = _folding_outside_ascii() if ignore_case else frozenset()
 
-    def better(candidate: list[str]) -> None:
+    def better(candidate: list[tuple[str, bool]]) -> None:
         nonlocal best
-        if candidate and (not best or min(map(len, candidate)) > min(map(len, best))):
+        if candidate and (not best or min(len(t) for t, _ in candidate) > min(len(t) for t, _ in best)):
             best = candidate
 
     for op, av in items:
-        if op is c.LITERAL and av in _SAFE and not (ignore_case and chr(av).lower() in "ks"):
+        if op is c.LITERAL and av in _SAFE and chr(av) not in unsafe:
             run += chr(av)
             continue
-        better([run] if run else [])
+        better([(run, ignore_case)] if run else [])
         run = ""
         if op is c.SUBPATTERN:
-            _group, add_flags, _del_flags, sub = av
-            better(_required(list(sub), ignore_case or bool(add_flags & re.IGNORECASE)))
+            _group, add_flags, del_flags, sub = av
+            scoped = (ignore_case or bool(add_flags & re.IGNORECASE)) and not del_flags & re.IGNORECASE
+            better(_required(list(sub), scoped))
         elif op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)) and av[0] >= 1:
             better(_required(list(av[2]), ignore_case))
         elif op is getattr(c, "ATOMIC_GROUP", None):
@@ -87,8 +132,8 @@ def _required(items: list[tuple[Any, Any]], ignore_case: bool) -> list[str]:
         elif op is c.BRANCH:
             alternatives = [_required(list(branch), ignore_case) for branch in av[1]]
             if all(alternatives):
-                better(sorted({text for alternative in alternatives for text in alternative}))
-    better([run] if run else [])
+                better(sorted({found for alternative in alternatives for found in alternative}))
+    better([(run, ignore_case)] if run else [])
     return best
 
 
@@ -102,25 +147,31 @@ class Searcher:
         types: Collection[str] | None = None,
         since: dt.datetime | None = None,
         ignore_case: bool = False,
+        deserialize: Callable[[str, msgspec.Raw], EventBase] = deserialize_event,
     ) -> None:
         """
-        :param types: only events of these types (``user_message``, ``text``, ``tool_result``...).
+        :param types: only standard events of these types (``user_message``, ``text``, ``tool_result``...):
+            an imported tool's line is each standard event it stands for, never its own type.
         :param since: only events written at or after this time.
+        :param deserialize: how the store types a stored event (``LocalSessionService.deserialize_event`` for a
+            store with imported sessions or an application's own types); the standard types by default.
         :raises re.error: for a pattern that is not a regular expression.
         """
         flags = re.IGNORECASE if ignore_case else 0
         self.pattern = re.compile(pattern, flags)
         self.types = frozenset(types) if types else None
         self.since = since
-        literals = required_literals(pattern, flags)
+        self._deserialize = deserialize
+        literals = _literals(pattern, flags)
         self._scan: re.Pattern[bytes] | None = None
         self._literal: bytes | None = None
-        if literals is not None:
-            case = re.IGNORECASE if self.pattern.flags & re.IGNORECASE else 0
+        if literals:
+            # A literal from a part that ignores case is looked for in either case: (?i:THREAD) finds "Thread".
+            case = re.IGNORECASE if any(folded for _, folded in literals) else 0
             if len(literals) == 1 and not case:
-                self._literal = literals[0].encode()  # bytes.find: a two-way search, as fast as grep's
+                self._literal = literals[0][0].encode()  # bytes.find: a two-way search, as fast as grep's
             else:
-                self._scan = re.compile(b"|".join(re.escape(t.encode()) for t in literals), case)
+                self._scan = re.compile(b"|".join(re.escape(t.encode()) for t, _ in literals), case)
 
     def search_log(self, session_id: str, path: Path) -> Iterator[Hit]:
         """The events of one log that match, in file order (every branch; a torn last line is not read)."""
@@ -168,40 +219,52 @@ class Searcher:
             record = decode_record(line)
         except (msgspec.DecodeError, RecursionError):
             return None  # a damaged line: `sessions verify` reports it
-        if record.k != KIND_EVENT or (self.types is not None and record.type not in self.types):
+        if record.k != KIND_EVENT or record.type is None:
             return None
         if self.since is not None and record.ts < self.since:
             return None
-        try:
-            payload = _values.decode(record.data)
-        except (msgspec.DecodeError, RecursionError):
-            return None
-        for text in _texts(payload):
-            match = self.pattern.search(text)
-            if match is not None:
-                snippet, span = _snippet(text, match.start(), match.end())
-                return Hit(session_id, record.id, record.type or "", record.ts, snippet, span)
+        if self.types is not None and record.type in EVENT_TYPES and record.type not in self.types:
+            return None  # a standard event is itself: skipped without decoding it
+        for event in self._deserialize(record.type, record.data).standard():
+            if self.types is not None and getattr(event, "TYPE", None) not in self.types:
+                continue
+            for text in _content(event):
+                match = self.pattern.search(text)
+                if match is not None:
+                    snippet, span = _snippet(text, match.start(), match.end())
+                    return Hit(session_id, record.id, event.TYPE, record.ts, snippet, span)
         return None
 
 
-def _texts(value: object) -> Iterator[str]:
-    """The string values in a decoded payload, depth first (keys are the format's, not content)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _texts(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _texts(item)
+def _content(event: EventBase) -> Iterator[str]:
+    """The text of a standard event that is its content; nothing of other events (ids, flags, metadata)."""
+    if isinstance(event, UserMessage | Text | SystemContext | ToolResult):
+        yield event.content
+    elif isinstance(event, ToolCall):
+        yield event.name
+        yield event.input if isinstance(event.input, str) else _compact.encode(event.input).decode()
+    elif isinstance(event, Reasoning):
+        yield event.text
+        yield from event.summary or ()
+    elif isinstance(event, Compaction):
+        yield event.summary
+    elif isinstance(event, OutOfBandOutput):
+        if event.command:
+            yield event.command
+        yield event.content
+    elif isinstance(event, SkillInvocation):
+        yield event.name
+        if event.arguments:
+            yield event.arguments
+        yield event.content
 
 
 def _snippet(text: str, start: int, end: int) -> tuple[str, tuple[int, int]]:
     """The match with some context, whitespace runs made single spaces, and where the match is in it."""
     lo, hi = max(0, start - _SNIPPET_BEFORE), min(len(text), end + _SNIPPET_AFTER)
-    before = " ".join(text[lo:start].split(" ")).replace("\n", " ").replace("\t", " ")
-    found = text[start:end].replace("\n", " ").replace("\t", " ")
-    after = text[end:hi].replace("\n", " ").replace("\t", " ")
-    before = ("…" if lo > 0 else "") + before.lstrip()
-    after = after.rstrip() + ("…" if hi < len(text) else "")
-    return before + found + after, (len(before), len(before) + len(found))
+    # A run cut by the end of a prefix is one space in the prefix and in the whole: the prefixes give the span.
+    before, through, whole = (_WHITESPACE.sub(" ", text[lo:at]) for at in (start, end, hi))
+    lead = len(before) - len(before.lstrip())
+    head = "…" if lo > 0 else ""
+    snippet = head + whole[lead : len(through)] + whole[len(through) :].rstrip() + ("…" if hi < len(text) else "")
+    return snippet, (len(head) + len(before) - lead, len(head) + len(through) - lead)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib.metadata
+import io
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 import platformdirs
 
@@ -40,6 +41,9 @@ from sessions.cli.show import SHOW_COMMANDS
 from sessions.errors import SessionNotFound, SessionsError, UnsafeStorePath
 from sessions.maintenance import AmbiguousSessionId
 from sessions.transfer import ImportRefused
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 __all__ = [
     "ALL_COMMANDS",
@@ -115,14 +119,19 @@ def _days(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of events (1 or more)")
-    return value
+def _count_of(things: str) -> Callable[[str], int]:
+    """The argument type of a count of ``things`` (1 or more)."""
+
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {things} (1 or more)")
+        return value
+
+    return count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list sessions, most recently active first",
         "Each session shows its short id (accepted wherever an id is), its title (the first thing the user\n"
         "said, or the title the application set as metadata `title`), when it was last active, its events and\n"
-        "its folder. The table fits the terminal; --json prints everything, full ids included.",
+        "its folder. The table fits the terminal; an id an application chose that is too long for it shows as\n"
+        "a prefix that names it alone, cut with …, which is accepted as it is shown. --json prints everything,\n"
+        "full ids included.",
     )
     ls.add_argument("--all", action="store_true", help="include archived sessions")
     ls.add_argument("--dir", type=Path, metavar="DIR", help="only sessions whose directory or git root is DIR")
@@ -204,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WHEN",
         help="only sessions active since WHEN: a duration (30m, 2h, 3d, 1w) or a date (2026-01-31)",
     )
-    ls.add_argument("-n", "--limit", type=_count, metavar="N", help="at most N sessions (the most recent)")
+    ls.add_argument(
+        "-n", "--limit", type=_count_of("sessions"), metavar="N", help="at most N sessions (the most recent)"
+    )
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     show = command(
@@ -221,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     part = show.add_mutually_exclusive_group()
     part.add_argument(
         "--tail",
-        type=_count,
+        type=_count_of("events"),
         metavar="N",
         help="only the last N events of the active branch (a straight log is read from its end, not whole)",
     )
@@ -243,10 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     search = command(
         "search",
         "find events whose content matches a regular expression, across the store",
-        "PATTERN is a Python regular expression, matched against the text of each event's content (a message,\n"
-        "a tool's input or output), not the JSON around it, on every branch of every session, archived ones too.\n"
+        "PATTERN is a Python regular expression, matched against the text of each event's content (what was\n"
+        "said, a tool call's name and input as compact JSON, a tool's output, reasoning, a compaction's summary),\n"
+        "not ids, folders or the JSON around it, on every branch of every session, archived ones too. A session\n"
+        "imported from another tool is searched as the standard events `show` prints.\n"
         "Each matching event prints on one line: session (short id), event, type and the text around the match.\n"
-        "Exits 0 if something matched, 1 if nothing did (as grep does), 2 for a bad pattern.",
+        "Exits 0 if something matched, 1 if nothing did (as grep does), 2 for a bad pattern or a missing store.",
     )
     search.add_argument("pattern", metavar="PATTERN", help="a regular expression (Python syntax)")
     search.add_argument("-i", "--ignore-case", action="store_true", help="match letters in either case")
@@ -254,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--type",
         action="append",
         metavar="TYPE",
-        help="only events of TYPE: user_message, text, tool_call, tool_result... (may be repeated)",
+        help="only events of TYPE, as `show` names them (an imported line counts as each event it holds): "
+        "user_message, text, tool_call, tool_result, reasoning... (may be repeated)",
     )
     search.add_argument("--dir", type=Path, metavar="DIR", help="only sessions whose directory or git root is DIR")
     search.add_argument("-r", "--recursive", action="store_true", help="with --dir: also folders inside DIR")
@@ -384,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         warnings.showwarning = _warn_one_line
         root = Path(args.store).expanduser() if getattr(args, "store", None) else default_store()
+        if args.command in WRITE_COMMANDS:
+            _outlive_the_reader()
         code = ALL_COMMANDS[args.command](args, root)
         sys.stdout.flush()  # inside the try: a reader that left shows up here, as a BrokenPipeError
         return code
@@ -392,9 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SessionsError as exc:
         return _fail(EXIT_FAILED, exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
     except BrokenPipeError:
-        # The reader went away (`sessions verify --all | head -2`): what it read was what it wanted, so stop
-        # quietly with success, as `grep ... | head` does; stdout goes to /dev/null so the interpreter's final
-        # flush does not complain.
+        # The reader of a command that only reads went away (`sessions verify --all | head -2`): what it read was
+        # what it wanted, so stop quietly with success, as `grep ... | head` does; stdout goes to /dev/null so the
+        # interpreter's final flush does not complain. (A command that writes never gets here: see WRITE_COMMANDS.)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except OSError as exc:
@@ -413,6 +431,60 @@ ALL_COMMANDS: Final = (
 """Every subcommand by name: each takes the parsed arguments and the store folder and returns an exit code."""
 
 _WRITE_REFUSED: Final = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+WRITE_COMMANDS: Final = frozenset(
+    {"chat", "archive", "unarchive", "import", "export", "reindex", "doctor", "rm", "restore", "trash", "gc"}
+    | {"fork", "rewind"}
+)
+"""Commands that change the store (or write a file): a reader of their output that goes away must not stop them
+half done (`sessions import --from auto DIR | head -1` still imports every session, and its exit code says how
+that went); what they would have printed goes nowhere."""
+
+
+class _ReaderGone(io.RawIOBase):
+    """Standard output that, once its reader has gone (a closed pipe), takes every write and drops it."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self.gone = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: ReadableBuffer) -> int:
+        size = memoryview(data).nbytes
+        if self.gone:
+            return size
+        try:
+            return os.write(self._fd, data)
+        except BrokenPipeError:
+            self.gone = True
+            return size
+
+    def close(self) -> None:
+        super().close()  # never closes the descriptor: it is the process's standard output
+
+
+def _outlive_the_reader() -> None:
+    """Make ``sys.stdout`` one that a closed pipe does not stop (see :data:`WRITE_COMMANDS`)."""
+    stdout = sys.stdout
+    if not isinstance(stdout, io.TextIOWrapper) or stdout.isatty():
+        return  # a terminal does not go away mid-write; a stdout already replaced (a test harness) is left alone
+    stdout.flush()
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(_ReaderGone(stdout.fileno())),
+        encoding=stdout.encoding,
+        errors=stdout.errors,
+        line_buffering=stdout.line_buffering,
+        write_through=stdout.write_through,
+    )
 
 
 def _fail(code: int, message: str) -> int:

@@ -215,9 +215,17 @@ def _print_report(console: Console, report: VerifyReport) -> None:
 def _archive(args: argparse.Namespace, root: Path) -> int:
     service = open_store(root)
     session_id = maintenance.resolve_session_id(service, args.id)
+    stored = service.get_session(session_id)
+    archived = stored is not None and stored.archived_at is not None
+    # Nothing is written when there is nothing to change: archived_at keeps its first time, which gc counts from.
     if args.command == "archive":
-        service.archive(session_id)
-        print(f"archived {session_id}")
+        if archived:
+            print(f"{session_id} is already archived; nothing changed")
+        else:
+            service.archive(session_id)
+            print(f"archived {session_id}")
+    elif not archived:
+        print(f"{session_id} is not archived; nothing changed")
     else:
         service.unarchive(session_id)
         print(f"unarchived {session_id}")

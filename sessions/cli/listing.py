@@ -17,7 +17,7 @@ from rich.text import Text as RichText
 
 from eventlog import utcnow
 from sessions import LocalSessionService, shortid
-from sessions.cli.commands import EXIT_OK, open_store, print_json
+from sessions.cli.commands import EXIT_OK, UsageError, open_store, print_json
 from sessions.cli.render import make_console
 from sessions.models import StoredSession
 from sessions.titles import title_of
@@ -80,10 +80,12 @@ def select_sessions(
 class Listed:
     """A session with what people tell it apart by: short id and title."""
 
-    def __init__(self, session: StoredSession, short_id: str, title: str) -> None:
+    def __init__(self, session: StoredSession, short_id: str, title: str, cell: str | None = None) -> None:
         self.session = session
         self.short_id = short_id
         self.title = title
+        self.cell = short_id if cell is None else cell
+        """What the table's ID column shows: the short id, or a unique prefix cut with ``…`` that resolves."""
 
     def as_json(self) -> dict[str, object]:
         return {"short_id": self.short_id, "title": self.title, **structs.asdict(self.session)}
@@ -91,8 +93,10 @@ class Listed:
 
 def listed(service: LocalSessionService, sessions: Sequence[StoredSession]) -> list[Listed]:
     """Short ids (unique in the whole store, so they resolve anywhere) and titles for ``sessions``."""
-    short = shortid.short_ids([*service.session_ids(), *(s.id for s in sessions)])
-    return [Listed(s, short[s.id], title_of(service, s.id)) for s in sessions]
+    every = [*service.session_ids(), *(s.id for s in sessions)]
+    short = shortid.short_ids(every)
+    cells = shortid.display_ids(every)
+    return [Listed(s, short[s.id], title_of(service, s.id), cells[s.id]) for s in sessions]
 
 
 def age_text(when: dt.datetime, now: dt.datetime) -> str:
@@ -119,6 +123,8 @@ def folder_text(path: str | None, width: int | None = None) -> str:
 
 
 def _list(args: argparse.Namespace, root: Path) -> int:
+    if args.recursive and args.dir is None:
+        raise UsageError("-r/--recursive goes with --dir DIR: it adds the folders inside DIR")
     if not root.exists():
         if args.json:
             print("[]")
@@ -149,16 +155,18 @@ def _list(args: argparse.Namespace, root: Path) -> int:
     fixed = [
         max(len(header), *(len(c) for c in column))
         for header, column in (
-            ("ID", [r.short_id for r, *_ in cells]),
+            ("ID", [r.cell for r, *_ in cells]),
             ("Active", [a for _, a, _ in cells]),
             ("Events", [e for _, _, e in cells]),
         )
     ]
     boxed = console.is_terminal
     room = console.width - sum(fixed) - (8 if boxed else 4)  # the four gaps between columns
-    folder_width = min(max(len(folder_text(r.session.directory)) for r, *_ in cells), max(10, room // 3))
+    longest_folder = max(len("Folder"), *(len(folder_text(r.session.directory)) for r, *_ in cells))
+    folder_width = min(longest_folder, max(10, room // 3))
     longest_title = max(len(r.title or "(no message yet)") + (11 if r.session.archived_at else 0) for r, *_ in cells)
     title_width = max(10, min(longest_title, room - folder_width))
+    folder_width = max(1, min(folder_width, room - title_width))  # rich would cut every column, ids too
     table = Table(
         box=box.SIMPLE_HEAD if boxed else None,
         show_edge=False,
@@ -175,7 +183,7 @@ def _list(args: argparse.Namespace, root: Path) -> int:
         title = RichText(row.title or "(no message yet)", style="" if row.title else "dim")
         if row.session.archived_at is not None:
             title = RichText.assemble(("(archived) ", "dim"), title)
-        table.add_row(row.short_id, title, age, events, folder_text(row.session.directory, folder_width))
+        table.add_row(row.cell, title, age, events, folder_text(row.session.directory, folder_width))
     console.print(table)
     return EXIT_OK
 

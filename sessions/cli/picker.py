@@ -53,7 +53,7 @@ class Picker:
         self._search = [
             " ".join((r.title, r.session.directory or "", r.short_id, r.session.id)).lower() for r in self.rows
         ]
-        self._cells = [(r.short_id, r.title or "(no message yet)", age_text(r.session.updated_at, now)) for r in rows]
+        self._cells = [(r.cell, r.title or "(no message yet)", age_text(r.session.updated_at, now)) for r in rows]
 
     def matches(self) -> list[int]:
         """The rows the filter keeps, in order."""

@@ -22,13 +22,20 @@ EXIT_NO_MATCH: Final = EXIT_DAMAGED
 
 
 def _search(args: argparse.Namespace, root: Path) -> int:
+    if args.recursive and args.dir is None:
+        raise UsageError("-r/--recursive goes with --dir DIR: it adds the folders inside DIR")
     try:
-        searcher = Searcher(args.pattern, types=args.type, since=args.since, ignore_case=args.ignore_case)
+        re.compile(args.pattern, re.IGNORECASE if args.ignore_case else 0)
     except re.error as exc:
         raise UsageError(f"{args.pattern!r} is not a regular expression: {exc}") from None
-    if not root.exists():
-        return EXIT_NO_MATCH
     service = open_store(root)
+    searcher = Searcher(
+        args.pattern,
+        types=args.type,
+        since=args.since,
+        ignore_case=args.ignore_case,
+        deserialize=service.deserialize_event,
+    )
     all_ids = service.session_ids()
     if args.dir is not None or args.since is not None:
         # --since also skips whole sessions not active since then: their events are all older.
@@ -41,6 +48,7 @@ def _search(args: argparse.Namespace, root: Path) -> int:
     else:
         chosen = all_ids  # every log, without reading a summary of each
     short = shortid.short_ids(all_ids)
+    cells = shortid.display_ids(all_ids)
     console = make_console()
     found = 0
     as_json: list[dict[str, object]] = []
@@ -60,7 +68,7 @@ def _search(args: argparse.Namespace, root: Path) -> int:
                     }
                 )
                 continue
-            line = RichText(f"{short.get(hit.session_id, hit.session_id)}  ", style="bold")
+            line = RichText(f"{cells.get(hit.session_id, hit.session_id)}  ", style="bold")
             line.append(f"{(shortid.random_part(hit.event_id) or hit.event_id)[:8]}  ", style="dim")
             line.append(f"{hit.event_type}  ", style="cyan")
             start, end = hit.match
