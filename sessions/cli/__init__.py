@@ -203,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Each session shows its short id (accepted wherever an id is), its title (the first thing the user\n"
         "said, or the title the application set as metadata `title`), when it was last active, its events and\n"
         "its folder. The table fits the terminal; an id an application chose that is too long for it shows as\n"
-        "a prefix that names it alone, cut with …, which is accepted as it is shown. --json prints everything,\n"
-        "full ids included.",
+        "a prefix (or its start and end) that names it alone, around …, accepted as it is shown. --json\n"
+        "prints everything, full ids included.",
     )
     ls.add_argument("--all", action="store_true", help="include archived sessions")
     ls.add_argument("--dir", type=Path, metavar="DIR", help="only sessions whose directory or git root is DIR")
