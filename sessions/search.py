@@ -17,6 +17,7 @@ have spaced out), and, ignoring case, no letter that ``re`` also matches with a 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import mmap
@@ -32,6 +33,7 @@ import msgspec
 from eventlog import KIND_EVENT, decode_record
 from sessions.events import (
     EVENT_TYPES,
+    Attachment,
     Compaction,
     EventBase,
     OutOfBandOutput,
@@ -41,6 +43,7 @@ from sessions.events import (
     Text,
     ToolCall,
     ToolResult,
+    UnknownEvent,
     UserMessage,
     deserialize_event,
 )
@@ -56,6 +59,7 @@ _SAFE: Final = frozenset(c for c in range(0x20, 0x7F) if chr(c) not in '"\\/:,[]
 _SNIPPET_BEFORE: Final = 30
 _SNIPPET_AFTER: Final = 60
 _compact: Final = msgspec.json.Encoder()
+_any: Final = msgspec.json.Decoder()
 _WHITESPACE: Final = re.compile(r"\s+")
 
 
@@ -226,13 +230,14 @@ class Searcher:
         if self.types is not None and record.type in EVENT_TYPES and record.type not in self.types:
             return None  # a standard event is itself: skipped without decoding it
         for event in self._deserialize(record.type, record.data).standard():
-            if self.types is not None and getattr(event, "TYPE", None) not in self.types:
+            event_type = event.type if isinstance(event, UnknownEvent) else event.TYPE
+            if self.types is not None and event_type not in self.types:
                 continue
             for text in _content(event):
                 match = self.pattern.search(text)
                 if match is not None:
                     snippet, span = _snippet(text, match.start(), match.end())
-                    return Hit(session_id, record.id, event.TYPE, record.ts, snippet, span)
+                    return Hit(session_id, record.id, event_type, record.ts, snippet, span)
         return None
 
 
@@ -257,6 +262,25 @@ def _content(event: EventBase) -> Iterator[str]:
         if event.arguments:
             yield event.arguments
         yield event.content
+    elif isinstance(event, Attachment):
+        yield event.name
+    elif isinstance(event, UnknownEvent):
+        # A type this store does not know (a newer version's, another application's): all its text is searched.
+        with contextlib.suppress(msgspec.DecodeError, RecursionError):
+            yield from _strings(_any.decode(event.data))
+    elif type(event).TYPE not in EVENT_TYPES:  # an application's own type: its fields but meta
+        yield from _strings({k: v for k, v in msgspec.structs.asdict(event).items() if k != "meta"})
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
 
 
 def _snippet(text: str, start: int, end: int) -> tuple[str, tuple[int, int]]:

@@ -163,6 +163,18 @@ def test_search_of_native_events_matches_the_output_not_the_call_id(sessions_cli
     assert hits[0]["snippet"][start:end] == "42"
 
 
+def test_search_finds_the_text_of_events_of_other_types(sessions_cli: SessionsCLI) -> None:
+    """An application's own event types (unknown to the command) are searched through all their text."""
+    with LocalSessionService.open(sessions_cli.store) as service:
+        manager = SessionManager.create_new(service, "/p", None)
+        manager.persist_events([UserMessage("plan it")])
+        service.append_event(
+            manager.session_id, "e-plan", manager.head_id, "i", "acme.plan", '{"steps":["read the zebra file"]}'
+        )
+    hits = json.loads(sessions_cli("search", "zebra", "--json").stdout)
+    assert [(h["event_id"], h["type"]) for h in hits] == [("e-plan", "acme.plan")]
+
+
 # -- 3, 4. case folding ----------------------------------------------------------------------
 
 
