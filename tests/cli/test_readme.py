@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent.parent / "README.md"
 
 
@@ -20,21 +22,36 @@ def code_block(heading: str, language: str) -> str:
     return match.group(1)
 
 
-def test_library_example_runs(tmp_path: Path) -> None:
-    code = code_block("Using the library", "python")
-    assert len(code.strip().splitlines()) <= 21  # the README promises a short example
-    result = subprocess.run(
+def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``code`` run by this interpreter in a new process, warnings as errors, temporary files under ``cwd``."""
+    return subprocess.run(
         [sys.executable, "-W", "error", "-"],
         check=False,
         input=code,
         capture_output=True,
         text=True,
-        cwd=tmp_path,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
+        cwd=cwd,
+        env={**os.environ, "TMPDIR": str(cwd)},
         timeout=120,
     )
+
+
+PYTHON_BLOCKS = re.findall(r"^```python\n(.*?)^```$", README.read_text(encoding="utf-8"), re.DOTALL | re.MULTILINE)
+
+
+def test_library_example_runs(tmp_path: Path) -> None:
+    code = code_block("Using the library", "python")
+    assert len(code.strip().splitlines()) <= 21  # the README promises a short example
+    result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}: 3 events\n", result.stdout)
+
+
+@pytest.mark.parametrize("code", PYTHON_BLOCKS, ids=[f"block{n}" for n in range(len(PYTHON_BLOCKS))])
+def test_every_python_block_runs(tmp_path: Path, code: str) -> None:
+    assert len(PYTHON_BLOCKS) >= 3
+    result = run_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_two_commands_are_the_makefile_targets() -> None:

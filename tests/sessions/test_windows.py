@@ -121,16 +121,8 @@ def test_a_window_read_from_the_end_equals_the_window_of_a_full_read(
             assert tail_reads and tail_reads[-1] is not None
 
 
-def test_the_last_twenty_of_a_long_log_read_only_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    service = LocalSessionService.open(tmp_path, durability="flush")
-    manager = SessionManager.create_new(service, "/p", None)
-    conversation: list[UserMessage | Text] = []
-    for n in range(20_000):
-        conversation.append(UserMessage(f"message {n} " + "x" * 100))
-    manager.persist_events(conversation)
-    service.close()
-    size = os.path.getsize(service.log_path(manager.session_id))
-    fresh = LocalSessionService.open(tmp_path)
+def _count_log_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, the bytes read from session logs add up in the one item of the list returned."""
     read = [0]
     real = fs.pread
 
@@ -141,6 +133,20 @@ def test_the_last_twenty_of_a_long_log_read_only_the_end(tmp_path: Path, monkeyp
         return data
 
     monkeypatch.setattr(fs, "pread", counting)
+    return read
+
+
+def test_the_last_twenty_of_a_long_log_read_only_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = LocalSessionService.open(tmp_path, durability="flush")
+    manager = SessionManager.create_new(service, "/p", None)
+    conversation: list[UserMessage | Text] = []
+    for n in range(20_000):
+        conversation.append(UserMessage(f"message {n} " + "x" * 100))
+    manager.persist_events(conversation)
+    service.close()
+    size = os.path.getsize(service.log_path(manager.session_id))
+    fresh = LocalSessionService.open(tmp_path)
+    read = _count_log_reads(monkeypatch)
     window = fresh.load_events(manager.session_id, last=20)
     assert [e.event_data for e in window] == [msgspec.json.encode(e).decode() for e in conversation[-20:]]
     assert read[0] < 2 * eventlog.reader.TAIL_BLOCK + 64 * 1024 < size // 10
@@ -181,16 +187,7 @@ def test_after_a_pop_the_last_twenty_are_still_read_from_the_end(
     size = os.path.getsize(service.log_path(manager.session_id))
     fresh = LocalSessionService.open(tmp_path)
     fresh.get_session(manager.session_id)  # the summary (from the index) names the head
-    read = [0]
-    real = fs.pread
-
-    def counting(fd: int, n: int, offset: int) -> bytes:
-        data = real(fd, n, offset)
-        if "/sessions/" in os.readlink(f"/proc/self/fd/{fd}"):
-            read[0] += len(data)
-        return data
-
-    monkeypatch.setattr(fs, "pread", counting)
+    read = _count_log_reads(monkeypatch)
     window = fresh.load_events(manager.session_id, last=20)
     assert [e.event_data for e in window] == [msgspec.json.encode(e).decode() for e in conversation[-20:]]
     assert read[0] < 2 * eventlog.reader.TAIL_BLOCK + 64 * 1024 < size // 10
