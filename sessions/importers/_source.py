@@ -109,6 +109,11 @@ class ImportResult(msgspec.Struct, frozen=True, kw_only=True):
     """For a sub-agent: the session it belongs to."""
 
 
+def jsonl_files(path: Path) -> list[Path]:
+    """``path`` if it is a file, else the ``*.jsonl`` files under it (recursively), sorted."""
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+
+
 def read_lines(path: Path) -> list[tuple[int, bytes]]:
     """The non-blank lines of ``path`` with their 1-based numbers, each checked to be a JSON object.
 

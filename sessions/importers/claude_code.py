@@ -33,6 +33,7 @@ from sessions.importers._source import (
     ImportResult,
     Source,
     SourceLine,
+    jsonl_files,
     parse_time,
     read_lines,
     save,
@@ -160,9 +161,9 @@ _any: Final = msgspec.json.Decoder(Any)
 
 def source_files(path: Path) -> list[Path]:
     """The session files under ``path`` (a file or a folder, recursively); sub-agent files come with their session."""
+    files = jsonl_files(path)
     if path.is_file():
-        return [path]
-    files = sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+        return files
     sessions = {p.with_suffix("") for p in files}
     # A sub-agent file whose session file is here is imported with it (after it, so its parent can be named).
     return [p for p in files if not (_is_subagent(p) and p.parent.parent in sessions)]

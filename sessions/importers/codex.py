@@ -34,6 +34,7 @@ from sessions.importers._source import (
     ImportResult,
     Source,
     SourceLine,
+    jsonl_files,
     parse_time,
     read_lines,
     save,
@@ -165,7 +166,7 @@ _line: Final = msgspec.json.Decoder(_Line)
 
 def source_files(path: Path) -> list[Path]:
     """The rollout files under ``path`` (a file or a folder, recursively)."""
-    return [path] if path.is_file() else sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+    return jsonl_files(path)
 
 
 def import_file(store: LocalSessionService, path: Path) -> list[ImportResult]:
