@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eventlog import KIND_EVENT, KIND_HEAD, KIND_HEADER, Record, atomic_write, build_tree, encode_records, new_id
-from eventlog.reader import read_bytes, read_log
+from eventlog.reader import decode_each, read_bytes, split_torn
 from eventlog.trash import save_to_trash
 from sessions.errors import SessionNotFound, SessionWriteError, translate_log_errors
 from sessions.models import StoredSession
@@ -71,17 +71,19 @@ def replace_events(
     durable = service.durability == "fsync"
     with service.session_lock(session_id):
         try:
-            old = translate_log_errors(lambda: read_log(path), session_id)
+            data = translate_log_errors(lambda: read_bytes(path), session_id)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} in {service.root}") from None
-        header = next((r for r in old.records if r.k == KIND_HEADER), None)
+        # The bytes read once serve twice: parsed here, and kept whole in the trash below.
+        old = decode_each(split_torn(data, 0)[0], 0)[0]
+        header = next((r for r in old if r.k == KIND_HEADER), None)
         if header is None:
             raise SessionNotFound(f"session {session_id}: its log has no header line; run `sessions doctor`")
-        kept = [r for r in old.records if r.k not in (KIND_HEADER, KIND_EVENT, KIND_HEAD)]
+        kept = [r for r in old if r.k not in (KIND_HEADER, KIND_EVENT, KIND_HEAD)]
         new = encode_records([header, *tree_records(records, head_id, dt.datetime.now(dt.UTC)), *kept])
         before = os.stat(path, follow_symlinks=False).st_ino
         try:
-            save_to_trash(service.trash_dir / REPLACED, path.name, read_bytes(path, 0), durable=durable)
+            save_to_trash(service.trash_dir / REPLACED, path.name, data, durable=durable)
             atomic_write(path, new, durable=durable)
         except OSError as exc:
             # The copy in the trash stays unless the log is surely the old one still: a failure after the
