@@ -247,8 +247,5 @@ def loads_json(raw: msgspec.Raw) -> Any:
 
 def loads_str(raw: msgspec.Raw) -> str | None:
     """The string a raw JSON value holds, or None for anything else (a newer version's, or a hand edit)."""
-    try:
-        value = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
-        return None
+    value = loads_json(raw)
     return value if isinstance(value, str) else None
